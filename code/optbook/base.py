@@ -13,9 +13,11 @@ The second part is identical for every algorithm, so it lives here in
 (:meth:`TwinOptimizer._init_state`) and how to call their functional update
 (:meth:`TwinOptimizer._update`).
 
-Complex parameters are handled here too: torch updates them through
-``torch.view_as_real`` views, i.e. as pairs of real numbers, and so do we, before
-the functional update ever sees them.
+Complex parameters: torch's adaptive methods update them through
+``torch.view_as_real`` views, i.e. as pairs of real numbers.  :func:`as_real` makes
+those views; the state buffers are passed as views, and the functional updates view
+the parameter and gradient as real right after weight decay, exactly where torch
+does (SGD keeps complex arithmetic throughout, as torch's does).
 """
 
 from __future__ import annotations

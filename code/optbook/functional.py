@@ -8,8 +8,10 @@ implements, e.g. ``# (eq-adam-m)``.
 They follow torch.optim's ``_single_tensor_*`` functions operation for operation
 (``lerp_`` where torch uses ``lerp_``, ``addcdiv_`` where it uses ``addcdiv_``),
 so that an optbook optimizer and its torch.optim twin produce the same bits.
-Gradients arrive already negated when ``maximize=True``, and complex tensors
-arrive as real views (see :mod:`optbook.base`).
+Gradients arrive already negated when ``maximize=True``.  The adaptive methods
+treat a complex number as a pair of reals: state buffers arrive as real views, and
+the parameter and gradient are viewed as real right after weight decay (which, as
+in torch, is applied in complex arithmetic).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from .base import as_real
 from .ewma import ewma_sq_update_, ewma_update_
 
 __all__ = ["sgd_update", "adagrad_update", "rmsprop_update", "adam_update"]
@@ -70,6 +73,7 @@ def adagrad_update(
     """AdaGrad: divide each coordinate's step by the root of its summed squares."""
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)          # (eq-l2)           g <- g + λθ
+    param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
     clr = lr / (1 + (step - 1) * lr_decay)                  # (eq-adagrad-decay) η_t = η / (1 + (t-1) d)
     state_sum.addcmul_(grad, grad, value=1)                 # (eq-adagrad-s)    s_t = s_{t-1} + g_t²
     std = state_sum.sqrt().add_(eps)                        # (eq-adagrad-step) √s_t + ε
@@ -95,6 +99,7 @@ def rmsprop_update(
     """RMSProp: AdaGrad with a leaky (EWMA) sum; optionally centered, with momentum."""
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)          # (eq-l2)              g <- g + λθ
+    param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
     ewma_sq_update_(square_avg, grad, alpha)                # (eq-rmsprop-v)       v_t = β v_{t-1} + (1-β) g_t²
     if centered:
         ewma_update_(grad_avg, grad, alpha)                 # (eq-rmsprop-gbar)    ḡ_t = β ḡ_{t-1} + (1-β) g_t
@@ -133,6 +138,7 @@ def adam_update(
             param.mul_(1 - lr * weight_decay)               # (eq-adamw)      θ <- (1 - ηλ) θ
         else:
             grad = grad.add(param, alpha=weight_decay)      # (eq-l2)         g <- g + λθ
+    param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
     ewma_update_(exp_avg, grad, beta1)                      # (eq-adam-m)     m_t = β1 m_{t-1} + (1-β1) g_t
     ewma_sq_update_(exp_avg_sq, grad, beta2)                # (eq-adam-v)     v_t = β2 v_{t-1} + (1-β2) g_t²
     bias_correction1 = 1 - beta1**step                      # (eq-adam-mhat)  m̂_t = m_t / (1-β1^t)

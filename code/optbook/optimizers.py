@@ -139,7 +139,7 @@ class Adagrad(TwinOptimizer):
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         state["step"] += 1
         adagrad_update(
-            as_real(param), as_real(grad), as_real(state["sum"]), state["step"].item(),
+            param, grad, as_real(state["sum"]), state["step"].item(),
             lr=to_scalar(group["lr"]), lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"], eps=group["eps"],
         )
@@ -190,7 +190,7 @@ class RMSprop(TwinOptimizer):
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         state["step"] += 1
         rmsprop_update(
-            as_real(param), as_real(grad), as_real(state["square_avg"]),
+            param, grad, as_real(state["square_avg"]),
             as_real(state.get("grad_avg")), as_real(state.get("momentum_buffer")),
             lr=to_scalar(group["lr"]), alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
@@ -249,7 +249,7 @@ class Adam(TwinOptimizer):
         state["step"] += 1
         beta1, beta2 = group["betas"]
         adam_update(
-            as_real(param), as_real(grad), as_real(state["exp_avg"]),
+            param, grad, as_real(state["exp_avg"]),
             as_real(state["exp_avg_sq"]), as_real(state.get("max_exp_avg_sq")),
             state["step"].item(),
             lr=to_scalar(group["lr"]), beta1=to_scalar(beta1), beta2=to_scalar(beta2),

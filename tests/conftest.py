@@ -1,0 +1,101 @@
+"""Shared helpers for the optbook test suite."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles: "dev" for the inner loop, "ci" (the default under `make test`)
+# for the full equivalence grid.  OPTBOOK_HYPOTHESIS_PROFILE picks one.
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev", max_examples=8, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("OPTBOOK_HYPOTHESIS_PROFILE", "ci"))
+
+
+def assert_bitwise_equal(actual: torch.Tensor, expected: torch.Tensor, what: str = "") -> None:
+    """``torch.equal``, except that NaNs must sit at the same positions in both.
+
+    Where neither tensor has a NaN this is exactly ``torch.equal``.
+    """
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    a_nan, e_nan = torch.isnan(actual), torch.isnan(expected)
+    if a_nan.any() or e_nan.any():
+        assert torch.equal(a_nan, e_nan), f"{what}: NaN positions differ"
+        actual, expected = actual[~a_nan], expected[~e_nan]
+    if not torch.equal(actual, expected):
+        diff = (actual.to(torch.complex128) - expected.to(torch.complex128)).abs()
+        diff = diff[torch.isfinite(diff)]
+        worst = diff.max().item() if diff.numel() else float("nan")
+        raise AssertionError(f"{what}: not bitwise equal (max abs diff {worst:.3e})")
+
+
+def assert_states_equal(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer, what: str = "") -> None:
+    """Same state names, and bitwise-equal state tensors, for every parameter."""
+    ours_state, theirs_state = ours.state_dict()["state"], theirs.state_dict()["state"]
+    assert ours_state.keys() == theirs_state.keys(), f"{what}: state entries differ"
+    for index in ours_state:
+        assert ours_state[index].keys() == theirs_state[index].keys(), f"{what}: state names differ"
+        for name, value in ours_state[index].items():
+            other = theirs_state[index][name]
+            if isinstance(value, torch.Tensor):
+                assert_bitwise_equal(value, other, f"{what} state[{index}][{name!r}]")
+            else:
+                assert value == other, f"{what} state[{index}][{name!r}]"
+
+
+#: Shapes of the parameter list used in equivalence runs: a matrix, a 0-d tensor,
+#: a vector, a 3-d tensor.  A fifth parameter never receives a gradient.
+SHAPES = [(3, 4), (), (5,), (2, 3, 2)]
+
+
+def make_params(dtype: torch.dtype, seed: int, shapes=SHAPES, frozen: bool = True):
+    """Two identical parameter lists (for optbook and torch) plus the frozen one."""
+    g = torch.Generator().manual_seed(seed)
+    base = [torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in shapes]
+    if frozen:
+        base.append(torch.randn(4, generator=g, dtype=torch.float64).to(dtype))
+    ours = [b.clone().requires_grad_() for b in base]
+    theirs = [b.clone().requires_grad_() for b in base]
+    return ours, theirs
+
+
+def lockstep(ours_opt, theirs_opt, ours, theirs, steps: int, seed: int, dtype,
+             grad_scale: float = 1.0, check_state_every: int = 1, nonfinite: bool = False) -> None:
+    """Feed both optimizers the same random gradients and compare after every step.
+
+    The last parameter of each list is left without a gradient (it must not move).
+    """
+    g = torch.Generator().manual_seed(seed + 1)
+    with_grad = len(ours) - 1 if len(ours) > len(SHAPES) else len(ours)
+    frozen_before = [p.detach().clone() for p in ours[with_grad:]]
+    for step in range(1, steps + 1):
+        for i in range(with_grad):
+            grad = torch.randn(ours[i].shape, generator=g, dtype=torch.float64).to(dtype) * grad_scale
+            if nonfinite and step % 7 == 0 and grad.numel() > 0:
+                flat = grad.view(-1)
+                flat[step % flat.numel()] = [float("nan"), float("inf"), -float("inf")][step % 3]
+            ours[i].grad = grad.clone()
+            theirs[i].grad = grad.clone()
+        ours_opt.step()
+        theirs_opt.step()
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert_bitwise_equal(a.detach(), b.detach(), f"step {step} param {i}")
+        if step % check_state_every == 0:
+            assert_states_equal(ours_opt, theirs_opt, f"step {step}")
+    for before, p in zip(frozen_before, ours[with_grad:]):
+        assert torch.equal(before, p.detach()), "a parameter without gradient moved"
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param

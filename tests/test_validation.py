@@ -1,0 +1,109 @@
+"""Bad input: every hyperparameter torch.optim rejects, optbook rejects with a
+ValueError that names the parameter and the value; sparse gradients and unsupported
+code paths raise clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import optbook
+
+P = lambda: [torch.zeros(3, requires_grad=True)]  # noqa: E731
+
+# (optimizer, bad keyword arguments, parameter name the message must contain, value repr)
+RULES = [
+    ("SGD", dict(lr=-0.1), "lr", "-0.1"),
+    ("SGD", dict(momentum=-0.5), "momentum", "-0.5"),
+    ("SGD", dict(weight_decay=-1e-4), "weight_decay", "-0.0001"),
+    ("SGD", dict(momentum=0.0, nesterov=True), "nesterov", "momentum=0.0"),
+    ("SGD", dict(momentum=0.9, dampening=0.1, nesterov=True), "nesterov", "dampening=0.1"),
+    ("SGD", dict(lr=torch.tensor([0.1, 0.2])), "lr", "1 element"),
+    ("Adagrad", dict(lr=-1.0), "lr", "-1.0"),
+    ("Adagrad", dict(lr_decay=-0.1), "lr_decay", "-0.1"),
+    ("Adagrad", dict(weight_decay=-0.1), "weight_decay", "-0.1"),
+    ("Adagrad", dict(initial_accumulator_value=-0.1), "initial_accumulator_value", "-0.1"),
+    ("Adagrad", dict(eps=-1e-10), "eps", "-1e-10"),
+    ("RMSprop", dict(lr=-0.01), "lr", "-0.01"),
+    ("RMSprop", dict(eps=-1e-8), "eps", "-1e-08"),
+    ("RMSprop", dict(momentum=-0.9), "momentum", "-0.9"),
+    ("RMSprop", dict(weight_decay=-1.0), "weight_decay", "-1.0"),
+    ("RMSprop", dict(alpha=-0.99), "alpha", "-0.99"),
+    ("Adam", dict(lr=-1e-3), "lr", "-0.001"),
+    ("Adam", dict(eps=-1e-8), "eps", "-1e-08"),
+    ("Adam", dict(betas=(1.0, 0.999)), "betas[0]", "1.0"),
+    ("Adam", dict(betas=(-0.1, 0.999)), "betas[0]", "-0.1"),
+    ("Adam", dict(betas=(0.9, 1.0)), "betas[1]", "1.0"),
+    ("Adam", dict(betas=(0.9, 1.5)), "betas[1]", "1.5"),
+    ("Adam", dict(betas=(0, 0)), "betas", "(0, 0)"),
+    ("Adam", dict(weight_decay=-0.1), "weight_decay", "-0.1"),
+    ("Adam", dict(lr=torch.tensor([1e-3, 1e-3])), "lr", "1 element"),
+    ("AdamW", dict(lr=-1e-3), "lr", "-0.001"),
+    ("AdamW", dict(betas=(0.9, 1.0)), "betas[1]", "1.0"),
+    ("AdamW", dict(weight_decay=-0.01), "weight_decay", "-0.01"),
+    ("AdamW", dict(eps=-1.0), "eps", "-1.0"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, param, value", RULES,
+                         ids=[f"{r[0]}-{r[2]}-{i}" for i, r in enumerate(RULES)])
+def test_invalid_hyperparameter_raises_value_error_naming_it(name, kwargs, param, value):
+    # The rule is torch's: torch.optim rejects the same input ...
+    with pytest.raises(ValueError):
+        getattr(torch.optim, name)(P(), **kwargs)
+    # ... and optbook says which parameter and which value.
+    with pytest.raises(ValueError) as info:
+        getattr(optbook, name)(P(), **kwargs)
+    message = str(info.value)
+    assert param in message and value in message, message
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=math.nan)), ("SGD", dict(momentum=math.nan)),
+])
+def test_nan_hyperparameters_are_rejected_not_passed_through(name, kwargs):
+    """torch's SGD checks ``lr < 0``, which NaN passes; optbook rejects NaN (documented)."""
+    with pytest.raises(ValueError, match="nan"):
+        getattr(optbook, name)(P(), **kwargs)
+
+
+@pytest.mark.parametrize("name, flag", [
+    ("SGD", "foreach"), ("SGD", "fused"), ("SGD", "differentiable"),
+    ("Adagrad", "foreach"), ("Adagrad", "fused"),
+    ("RMSprop", "foreach"), ("RMSprop", "capturable"),
+    ("Adam", "foreach"), ("Adam", "fused"), ("Adam", "capturable"), ("Adam", "differentiable"),
+    ("AdamW", "fused"),
+])
+def test_unimplemented_code_paths_are_refused_not_ignored(name, flag):
+    with pytest.raises(ValueError, match=flag):
+        getattr(optbook, name)(P(), **{flag: True})
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+def test_sparse_gradient_raises_clear_error(name):
+    weight = torch.zeros(5, 3, requires_grad=True)
+    opt = getattr(optbook, name)([weight], lr=0.1)
+    torch.nn.functional.embedding(torch.tensor([1, 3]), weight, sparse=True).sum().backward()
+    assert weight.grad.is_sparse
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        opt.step()
+    assert torch.equal(weight, torch.zeros(5, 3)), "a refused step must not touch the parameter"
+
+
+@pytest.mark.parametrize("cls, kwargs, param", [
+    (optbook.EWMA, dict(beta=1.0), "beta"),
+    (optbook.EWMA, dict(beta=-0.1), "beta"),
+    (optbook.AdamNoBiasCorrection, dict(params=None, betas=(0.9, 1.0)), "betas[1]"),
+    (optbook.AdamKingmaBa, dict(params=None, lr=-1.0), "lr"),
+    (optbook.AdagradEpsInside, dict(params=None, eps=-1.0), "eps"),
+    (optbook.RMSpropEpsInside, dict(params=None, alpha=-1.0), "alpha"),
+    (optbook.AMSGradReddi, dict(params=None, eps=-1.0), "eps"),
+    (optbook.AMSGradMaxVhat, dict(params=None, betas=(2.0, 0.9)), "betas[0]"),
+])
+def test_variants_and_ewma_validate_too(cls, kwargs, param):
+    if "params" in kwargs:
+        kwargs = {**kwargs, "params": P()}
+    with pytest.raises(ValueError, match=param.replace("[", r"\[").replace("]", r"\]")):
+        cls(**kwargs)
