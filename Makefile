@@ -7,7 +7,7 @@ JB := $(VENV)/bin/jupyter-book
 STAMP := $(VENV)/.installed
 BUILD := _build
 
-.PHONY: book test test-fast install clean
+.PHONY: book site notebooks slides lab test test-fast install clean
 
 install: $(STAMP)
 
@@ -19,13 +19,36 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
+# The site, the downloadable notebooks and the slide decks.
+book: site notebooks slides
+	@echo "Open $(CURDIR)/$(BUILD)/html/index.html  (slides: $(BUILD)/html/slides/index.html)"
+
 # Build the HTML site, executing every chapter; a warning or a failing cell fails it.
-book: $(STAMP)
+site: $(STAMP)
 	@start=$$(date +%s); \
 	$(JB) build . -W -n --keep-going || exit 1; \
 	$(PY) code/scripts/exec_report.py $(BUILD) $$start; \
 	echo "Build wall time (install excluded): $$(( $$(date +%s) - start )) s"
-	@echo "Open $(CURDIR)/$(BUILD)/html/index.html"
+
+# One plain .ipynb per chapter (MyST constructs converted), into the built site.
+notebooks: site
+	$(PY) code/scripts/bookexport.py notebooks $(BUILD)
+
+# One reveal.js deck per chapter plus an index, with pinned local reveal.js/MathJax.
+SLIDES_VENDOR := code/scripts/slides/node_modules/.installed
+$(SLIDES_VENDOR): code/scripts/slides/package.json
+	cd code/scripts/slides && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	@touch $@
+
+slides: notebooks $(SLIDES_VENDOR)
+	$(PY) code/scripts/bookexport.py slides $(BUILD)
+
+# JupyterLab on the repository; chapters (MyST .md) open as notebooks through jupytext.
+lab: $(STAMP)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' \
+		> $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) chapters/preface.md
 
 # The whole suite: the build is part of it (the book tests read the built pages).
 test: book

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +12,9 @@ from hypothesis import HealthCheck, settings
 
 # Hypothesis profiles: "dev" for the inner loop, "ci" (the default under `make test`)
 # for the full equivalence grid.  OPTBOOK_HYPOTHESIS_PROFILE picks one.
+# the book's build scripts (code/scripts/bookexport.py) are importable by the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code" / "scripts"))
+
 settings.register_profile(
     "ci", max_examples=40, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

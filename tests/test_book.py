@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 from bs4 import BeautifulSoup
@@ -114,33 +113,3 @@ def test_a_raising_cell_fails_the_build(tmp_path):
     assert "cell failed" in result.stdout + result.stderr
 
 
-def glued_values(nb) -> dict[str, str]:
-    """Every glued value (myst-nb keeps them as outputs tagged with their key)."""
-    values = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            key = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key and not key.endswith("_seconds"):
-                data = out.get("data", {})
-                values[key] = data.get("text/plain") or data.get("text/html") or sorted(data)
-    return values
-
-
-@pytest.mark.parametrize("chapter", CHAPTERS)
-def test_re_execution_reproduces_every_glued_number(built, chapter, tmp_path):
-    """Seeds are set: executing a chapter again gives the same glued values as the build."""
-    from nbclient import NotebookClient
-
-    executed = BUILD / "jupyter_execute" / f"{chapter}.ipynb"
-    assert executed.exists()
-    nb = nbformat.read(executed, as_version=4)
-    before = glued_values(nb)
-    assert before, f"{chapter} glues no numbers"
-    fresh = nbformat.read(executed, as_version=4)
-    for cell in fresh.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    NotebookClient(fresh, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
-    after = glued_values(fresh)
-    assert after == before
