@@ -63,12 +63,22 @@ def assert_states_equal(ours: torch.optim.Optimizer, theirs: torch.optim.Optimiz
 SHAPES = [(3, 4), (), (5,), (2, 3, 2)]
 
 
-def make_params(dtype: torch.dtype, seed: int, shapes=SHAPES, frozen: bool = True):
-    """Two identical parameter lists (for optbook and torch) plus the frozen one."""
+def randn(shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal draws in ``dtype``; complex dtypes get a random imaginary part too."""
+    wide = torch.complex128 if dtype.is_complex else torch.float64
+    return torch.randn(shape, generator=generator, dtype=wide).to(dtype)
+
+
+def make_params(dtype, seed: int, shapes=SHAPES, frozen: bool = True):
+    """Two identical parameter lists (for optbook and torch) plus the frozen one.
+
+    ``dtype`` is one dtype for all, or a list with one dtype per shape (mixed groups).
+    """
+    dtypes = list(dtype) if isinstance(dtype, (list, tuple)) else [dtype] * len(shapes)
     g = torch.Generator().manual_seed(seed)
-    base = [torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in shapes]
+    base = [randn(s, g, d) for s, d in zip(shapes, dtypes)]
     if frozen:
-        base.append(torch.randn(4, generator=g, dtype=torch.float64).to(dtype))
+        base.append(randn(4, g, dtypes[0]))
     ours = [b.clone().requires_grad_() for b in base]
     theirs = [b.clone().requires_grad_() for b in base]
     return ours, theirs
@@ -79,13 +89,14 @@ def lockstep(ours_opt, theirs_opt, ours, theirs, steps: int, seed: int, dtype,
     """Feed both optimizers the same random gradients and compare after every step.
 
     The last parameter of each list is left without a gradient (it must not move).
+    Each gradient has its parameter's dtype (``dtype`` is kept for the callers).
     """
     g = torch.Generator().manual_seed(seed + 1)
     with_grad = len(ours) - 1 if len(ours) > len(SHAPES) else len(ours)
     frozen_before = [p.detach().clone() for p in ours[with_grad:]]
     for step in range(1, steps + 1):
         for i in range(with_grad):
-            grad = torch.randn(ours[i].shape, generator=g, dtype=torch.float64).to(dtype) * grad_scale
+            grad = randn(ours[i].shape, g, ours[i].dtype) * grad_scale
             if nonfinite and step % 7 == 0 and grad.numel() > 0:
                 flat = grad.view(-1)
                 flat[step % flat.numel()] = [float("nan"), float("inf"), -float("inf")][step % 3]

@@ -44,6 +44,10 @@ RULES = [
     ("AdamW", dict(betas=(0.9, 1.0)), "betas[1]", "1.0"),
     ("AdamW", dict(weight_decay=-0.01), "weight_decay", "-0.01"),
     ("AdamW", dict(eps=-1.0), "eps", "-1.0"),
+    # torch's foreach path takes a Tensor lr or betas only with capturable=True
+    ("Adam", dict(lr=torch.tensor(1e-3), foreach=True), "lr", "Tensor"),
+    ("Adam", dict(betas=(torch.tensor(0.9), torch.tensor(0.999)), foreach=True), "betas[0]", "Tensor"),
+    ("AdamW", dict(lr=torch.tensor(1e-3), foreach=True), "lr", "Tensor"),
 ]
 
 
@@ -70,15 +74,34 @@ def test_nan_hyperparameters_are_rejected_not_passed_through(name, kwargs):
 
 
 @pytest.mark.parametrize("name, flag", [
-    ("SGD", "foreach"), ("SGD", "fused"), ("SGD", "differentiable"),
-    ("Adagrad", "foreach"), ("Adagrad", "fused"),
-    ("RMSprop", "foreach"), ("RMSprop", "capturable"),
-    ("Adam", "foreach"), ("Adam", "fused"), ("Adam", "capturable"), ("Adam", "differentiable"),
-    ("AdamW", "fused"),
+    ("SGD", "fused"), ("SGD", "differentiable"),
+    ("Adagrad", "fused"), ("Adagrad", "differentiable"),
+    ("RMSprop", "capturable"), ("RMSprop", "differentiable"),
+    ("Adam", "fused"), ("Adam", "capturable"), ("Adam", "differentiable"),
+    ("AdamW", "fused"), ("AdamW", "capturable"),
 ])
 def test_unimplemented_code_paths_are_refused_not_ignored(name, flag):
     with pytest.raises(ValueError, match=flag):
         getattr(optbook, name)(P(), **{flag: True})
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+def test_foreach_true_is_accepted_and_kept_in_param_groups(name):
+    """foreach=True is implemented (optbook.foreach): accepted, and kept as torch keeps it."""
+    opt = getattr(optbook, name)(P(), foreach=True)
+    assert opt.param_groups[0]["foreach"] is True
+    assert opt.param_groups[0].keys() == getattr(torch.optim, name)(P(), foreach=True).param_groups[0].keys()
+
+
+def test_adam_tensor_lr_set_later_is_refused_on_the_foreach_path_like_torch():
+    """A Tensor lr put into a foreach group after construction: torch raises at step, so do we."""
+    for lib in (torch.optim, optbook):
+        p = torch.zeros(3, requires_grad=True)
+        opt = lib.Adam([p], foreach=True)
+        opt.param_groups[0]["lr"] = torch.tensor(0.1)
+        p.grad = torch.ones(3)
+        with pytest.raises(RuntimeError, match="lr as a Tensor"):
+            opt.step()
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])

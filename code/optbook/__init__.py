@@ -4,14 +4,19 @@ The package behind the book *First-order optimizers, derived and tested*.
 
 * :mod:`optbook.functional` - one pure update function per algorithm (what the
   chapters display);
+* :mod:`optbook.foreach` - the same updates on lists of tensors, with
+  ``torch._foreach_*`` operations (the ``foreach=True`` path);
 * :mod:`optbook.optimizers` - ``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``:
-  drop-in twins of their torch.optim counterparts;
+  drop-in twins of their torch.optim counterparts; :func:`compile_step` switches one
+  to the ``torch.compile``-d multi-tensor update;
 * :mod:`optbook.variants` - the textbook forms that differ from torch on purpose;
 * :mod:`optbook.ewma` - exponentially weighted moving averages;
 * helpers for the chapters: :mod:`~optbook.device`, :mod:`~optbook.data`,
-  :mod:`~optbook.training`, :mod:`~optbook.trajectories`, :mod:`~optbook.plotting`.
+  :mod:`~optbook.training`, :mod:`~optbook.trajectories`, :mod:`~optbook.plotting`;
+  ``python -m optbook.bench`` measures the step time of every code path.
 """
 
+from .base import compile_step
 from .ewma import EWMA, ewma_sq_update_, ewma_update_
 from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 from .variants import (
@@ -31,5 +36,5 @@ TWINS = {"SGD": "SGD", "Adagrad": "Adagrad", "RMSprop": "RMSprop", "Adam": "Adam
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "EWMA", "ewma_update_", "ewma_sq_update_",
     "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside", "RMSpropEpsInside",
-    "AMSGradReddi", "AMSGradMaxVhat", "TWINS",
+    "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step",
 ]

@@ -11,7 +11,20 @@ An optbook optimizer is two things:
 The second part is identical for every algorithm, so it lives here in
 :class:`TwinOptimizer`.  Subclasses only say which state a parameter needs
 (:meth:`TwinOptimizer._init_state`) and how to call their functional update
-(:meth:`TwinOptimizer._update`).
+(:meth:`TwinOptimizer._update` for one tensor, and, for the multi-tensor path of
+:mod:`optbook.foreach`, :meth:`TwinOptimizer._foreach_update` for a list of tensors
+of one device and dtype).
+
+Three code paths, chosen per parameter group at every step:
+
+* **single-tensor** (``foreach=False``, and the default on the CPU): a Python loop
+  over the parameters, one functional update each;
+* **multi-tensor** (``foreach=True``, and the default when every parameter is on a
+  CUDA (or other native foreach) device): the parameters are bucketed by device and
+  dtype, and each bucket is updated by ``torch._foreach_*`` operations, one kernel
+  launch per operation for the whole bucket instead of one per tensor;
+* **compiled** (opt in with :func:`compile_step`): the multi-tensor update, compiled
+  by ``torch.compile`` so that its operations are fused into one pass over memory.
 
 Complex parameters: torch's adaptive methods update them through
 ``torch.view_as_real`` views, i.e. as pairs of real numbers.  :func:`as_real` makes
@@ -27,9 +40,12 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices
 
 __all__ = [
     "TwinOptimizer",
+    "compile_step",
+    "default_to_foreach",
     "as_real",
     "check_nonnegative",
     "check_unit_interval",
@@ -87,16 +103,28 @@ def check_betas(betas: Any) -> None:
 
 
 def check_supported_flags(**flags: Any) -> None:
-    """Reject torch.optim flags whose code path optbook does not (yet) implement.
+    """Reject torch.optim flags whose code path optbook does not implement.
 
-    Rather than silently ignoring ``foreach=True`` and running the single-tensor
-    loop, say so.
+    optbook implements the single-tensor and the multi-tensor (``foreach``) paths,
+    plus a compiled one (:func:`compile_step`); ``fused``, ``capturable`` and
+    ``differentiable`` are refused rather than silently ignored.
     """
     for name, value in flags.items():
         if value:
             raise ValueError(
-                f"Invalid {name}: {value!r} (optbook implements the single-tensor path; "
-                f"use {name}=None/False, or torch.optim for this path)"
+                f"Invalid {name}: {value!r} (optbook implements the single-tensor and "
+                f"foreach paths; use {name}=None/False, or torch.optim for this path)"
+            )
+
+
+def check_tensor_hyper_with_foreach(foreach: Optional[bool], **hyper: Any) -> None:
+    """torch.optim.Adam's rule: a Tensor ``lr`` or ``betas`` needs ``capturable=True``
+    on the foreach path, and optbook has no capturable mode, so it is refused."""
+    for name, value in hyper.items():
+        if foreach and _is_tensor(value):
+            raise ValueError(
+                f"Invalid {name}: a Tensor {name} is not supported with foreach=True "
+                f"(torch.optim needs capturable=True for it); pass a float"
             )
 
 
@@ -130,22 +158,64 @@ def as_real(t: Optional[Tensor]) -> Optional[Tensor]:
     return t
 
 
+def default_to_foreach(params: list, differentiable: bool = False) -> bool:
+    """torch.optim's default for ``foreach=None``: the multi-tensor path when every
+    parameter is a plain tensor on a device with native ``_foreach_`` kernels
+    (CUDA, XPU, MTIA, a PrivateUse1 backend) and the step is not differentiable.
+
+    On the CPU the default is the single-tensor loop: there ``torch._foreach_*``
+    operations are themselves a C++ loop over per-tensor kernels, so they save the
+    Python overhead but not a pass over memory.
+    """
+    if differentiable:
+        return False
+    devices = _get_foreach_kernels_supported_devices()
+    return all(
+        p is None or (type(p) in (Tensor, torch.nn.Parameter) and p.device.type in devices)
+        for p in params
+    )
+
+
+def increment_steps(steps: list) -> None:
+    """t <- t + 1 for a list of step counters, as torch's multi-tensor path does it.
+
+    CPU counters get the 1 as one CPU tensor (rather than a Python 1 wrapped into a
+    tensor once per counter); the values are the same either way.
+    """
+    if steps[0].is_cpu:
+        torch._foreach_add_(steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
+    else:
+        torch._foreach_add_(steps, 1)
+
+
 class TwinOptimizer(Optimizer):
-    """Base class: parameter groups, lazy state, ``maximize``, closures.
+    """Base class: parameter groups, lazy state, ``maximize``, closures, code paths.
 
     Subclasses implement
 
     * ``_init_state(param, state, group)`` to create the per-parameter state the
-      first time a parameter has a gradient (names as in torch.optim), and
+      first time a parameter has a gradient (names as in torch.optim),
     * ``_update(param, grad, state, group)``, which calls the algorithm's functional
-      update on one parameter.  ``grad`` is already negated when ``maximize`` is set.
+      update on one parameter, and, if ``supports_foreach``,
+    * ``_foreach_update(group, params, grads, states)``, which calls the algorithm's
+      multi-tensor update on lists of tensors that share one device and dtype.
 
+    ``grad`` / ``grads`` arrive already negated when ``maximize`` is set.
     ``_needs_state(group)`` says whether the algorithm keeps per-parameter state at
     all for this group (plain SGD does not, and then torch.optim creates none).
+
+    Which path a group takes at a step: ``foreach=True`` the multi-tensor one,
+    ``foreach=False`` the single-tensor one, and ``foreach=None`` (the default)
+    what torch.optim picks, :func:`default_to_foreach`: multi-tensor when all the
+    group's parameters with a gradient are on CUDA (or another native foreach
+    device), single-tensor on the CPU.  After :func:`compile_step` every group takes
+    the compiled multi-tensor path.
     """
 
     #: Name used in error messages, e.g. "Adam".
     algorithm: str = "optimizer"
+    #: Whether the subclass implements ``_foreach_update``.
+    supports_foreach: bool = False
 
     def _needs_state(self, group: dict) -> bool:
         return True
@@ -156,6 +226,62 @@ class TwinOptimizer(Optimizer):
     def _update(self, param: Tensor, grad: Tensor, state: Optional[dict], group: dict) -> None:
         raise NotImplementedError
 
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        raise NotImplementedError
+
+    def _foreach_by_default(self, group: dict) -> bool:
+        """Extra condition for ``foreach=None`` to pick the multi-tensor path."""
+        return True
+
+    @property
+    def compiled(self) -> bool:
+        """Whether :func:`compile_step` switched this optimizer to the compiled path."""
+        return getattr(self, "_compile_options", None) is not None
+
+    def _functional(self, update: Callable) -> Callable:
+        """``update`` itself, or its ``torch.compile``-d version after :func:`compile_step`."""
+        options = getattr(self, "_compile_options", None)
+        if options is None:
+            return update
+        cache = self.__dict__.setdefault("_compiled_updates", {})
+        if update not in cache:
+            cache[update] = torch.compile(update, **options)
+        return cache[update]
+
+    def _use_foreach(self, group: dict, params: list) -> bool:
+        if not self.supports_foreach:
+            return False
+        if self.compiled:
+            return True
+        foreach = group.get("foreach")
+        if foreach is None:
+            foreach = (default_to_foreach(params, group.get("differentiable", False))
+                       and self._foreach_by_default(group))
+        return bool(foreach)
+
+    def _collect(self, group: dict) -> tuple:
+        """The group's parameters that have a gradient, their gradients and states;
+        state is created here, lazily, the first time a parameter has a gradient."""
+        params, grads, states = [], [], []
+        needs_state = self._needs_state(group)
+        for param in group["params"]:
+            if param.grad is None:
+                continue  # a parameter without a gradient is left untouched
+            if param.grad.is_sparse:
+                raise RuntimeError(
+                    f"optbook.{type(self).__name__} does not support sparse gradients; "
+                    "use a dense gradient or torch.optim (SparseAdam, SGD, Adagrad)"
+                )
+            state = None
+            if needs_state:
+                state = self.state[param]
+                if len(state) == 0:
+                    self._init_state(param, state, group)
+            params.append(param)
+            grads.append(param.grad)
+            states.append(state)
+        return params, grads, states
+
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Perform one optimization step; ``closure`` re-evaluates the loss."""
@@ -164,23 +290,57 @@ class TwinOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue  # a parameter without a gradient is left untouched
-                if param.grad.is_sparse:
-                    raise RuntimeError(
-                        f"optbook.{type(self).__name__} does not support sparse gradients; "
-                        "use a dense gradient or torch.optim (SparseAdam, SGD, Adagrad)"
-                    )
-                state = None
-                if self._needs_state(group):
-                    state = self.state[param]
-                    if len(state) == 0:
-                        self._init_state(param, state, group)
-                # torch negates a copy of the gradient; p.grad itself is not modified.
-                grad = -param.grad if group["maximize"] else param.grad
-                self._update(param, grad, state, group)
+            params, grads, states = self._collect(group)
+            if not params:
+                continue
+            if self._use_foreach(group, params):
+                # One bucket per (device, dtype): a _foreach_ kernel needs its tensors
+                # alike.  Indices map each bucket back to the states.
+                buckets = Optimizer._group_tensors_by_device_and_dtype(
+                    [params, grads], with_indices=True)
+                for (bucket_params, bucket_grads), indices in buckets.values():
+                    if group["maximize"]:
+                        # a negated copy: p.grad itself is not modified
+                        bucket_grads = torch._foreach_neg(bucket_grads)
+                    self._foreach_update(group, bucket_params, bucket_grads,
+                                         [states[i] for i in indices])
+            else:
+                for param, grad, state in zip(params, grads, states):
+                    # torch negates a copy of the gradient; p.grad itself is not modified.
+                    grad = -grad if group["maximize"] else grad
+                    self._update(param, grad, state, group)
         return loss
+
+
+def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimizer:
+    """Switch ``optimizer`` to the compiled path and return it.
+
+    From the next :meth:`~TwinOptimizer.step` on, every parameter group is updated by
+    the algorithm's multi-tensor functional update (:mod:`optbook.foreach`) compiled
+    with ``torch.compile(update, **compile_options)`` (default
+    ``fullgraph=True``): the compiler fuses the chain of elementwise ``_foreach_``
+    operations into one pass over memory per tensor, the way torch's ``fused=True``
+    kernels are written by hand.  It works on the CPU (TorchInductor generates C++,
+    so a C++ compiler must be installed) and on CUDA (Triton).
+
+    Why a function and not a constructor flag: the constructors stay the exact twins
+    of torch.optim's, and ``param_groups`` keep torch's keys, so a ``state_dict``
+    still loads into torch.optim and back.  The choice is stored on the optimizer
+    (``optimizer.compiled``), not in its ``state_dict``; it is not pickled either.
+
+    Only the functional update is compiled; the bookkeeping around it (grouping,
+    lazy state, step counters, ``maximize``) stays eager.  The first step compiles
+    (seconds to a minute on a CPU); later steps reuse the compiled code unless the
+    tensors' shapes, dtypes or the Python-level options (``amsgrad``, ``momentum !=
+    0``, ...) change.  A float learning rate changed by a scheduler does not force a
+    recompilation after the first change (dynamo treats floats as symbolic).
+    """
+    if not isinstance(optimizer, TwinOptimizer) or not optimizer.supports_foreach:
+        raise TypeError(f"compile_step needs an optbook twin optimizer (SGD, Adagrad, RMSprop, "
+                        f"Adam, AdamW), got {type(optimizer).__name__}")
+    optimizer._compile_options = {"fullgraph": True, **compile_options}
+    optimizer.__dict__.pop("_compiled_updates", None)
+    return optimizer
 
 
 def zeros_like(param: Tensor) -> Tensor:

@@ -5,9 +5,14 @@ rules, ``param_groups`` keys and state names, so a ``state_dict`` saved by one l
 into the other.  The arithmetic is in :mod:`optbook.functional`; this module only
 connects it to :class:`optbook.base.TwinOptimizer`.
 
-Flags for code paths optbook does not implement (``fused``, ``capturable``,
-``differentiable``, and ``foreach=True``) are accepted in the signature for
-compatibility and rejected with a ``ValueError`` when set, never silently ignored.
+Two code paths per class, as in torch.optim: the single-tensor loop
+(:mod:`optbook.functional`, ``foreach=False``) and the multi-tensor one
+(:mod:`optbook.foreach`, ``foreach=True``).  ``foreach=None`` (the default) picks what
+torch.optim picks (:func:`optbook.base.default_to_foreach`): multi-tensor when every
+parameter is on CUDA, single-tensor on the CPU.  :func:`optbook.compile_step` adds a
+third, compiled path.  Flags for code paths optbook does not implement (``fused``,
+``capturable``, ``differentiable``) are accepted in the signature for compatibility and
+rejected with a ``ValueError`` when set, never silently ignored.
 """
 
 from __future__ import annotations
@@ -25,9 +30,17 @@ from .base import (
     check_lr,
     check_nonnegative,
     check_supported_flags,
+    check_tensor_hyper_with_foreach,
+    increment_steps,
     new_step_counter,
     to_scalar,
     zeros_like,
+)
+from .foreach import (
+    adagrad_foreach_update,
+    adam_foreach_update,
+    rmsprop_foreach_update,
+    sgd_foreach_update,
 )
 from .functional import adagrad_update, adam_update, rmsprop_update, sgd_update
 
@@ -40,6 +53,8 @@ class SGD(TwinOptimizer):
     Twin of :class:`torch.optim.SGD`.  State: ``momentum_buffer`` (only when
     ``momentum != 0``), initialised to the first gradient, as in torch.
     """
+
+    supports_foreach = True
 
     def __init__(
         self,
@@ -63,7 +78,7 @@ class SGD(TwinOptimizer):
                 f"Invalid nesterov: True needs momentum > 0 and dampening == 0, "
                 f"got momentum={momentum!r}, dampening={dampening!r}"
             )
-        check_supported_flags(foreach=foreach, differentiable=differentiable, fused=fused)
+        check_supported_flags(differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
             nesterov=nesterov, maximize=maximize, foreach=foreach,
@@ -90,6 +105,18 @@ class SGD(TwinOptimizer):
         if state is not None:
             state["momentum_buffer"] = new_buf
 
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        momentum = group["momentum"]
+        bufs = [s["momentum_buffer"] for s in states] if momentum != 0 else []
+        new_bufs = self._functional(sgd_foreach_update)(
+            params, grads, bufs,
+            lr=to_scalar(group["lr"]), momentum=momentum, dampening=group["dampening"],
+            nesterov=group["nesterov"], weight_decay=group["weight_decay"],
+        )
+        if momentum != 0:
+            for state, buf in zip(states, new_bufs):
+                state["momentum_buffer"] = buf
+
 
 class Adagrad(TwinOptimizer):
     """AdaGrad (Duchi, Hazan & Singer, 2011).  Twin of :class:`torch.optim.Adagrad`.
@@ -98,6 +125,8 @@ class Adagrad(TwinOptimizer):
     parameter in the constructor, with the constructor's
     ``initial_accumulator_value``.
     """
+
+    supports_foreach = True
 
     def __init__(
         self,
@@ -118,7 +147,7 @@ class Adagrad(TwinOptimizer):
         check_nonnegative("weight_decay", weight_decay)
         check_nonnegative("initial_accumulator_value", initial_accumulator_value)
         check_nonnegative("eps", eps)
-        check_supported_flags(foreach=foreach, differentiable=differentiable, fused=fused)
+        check_supported_flags(differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value, foreach=foreach,
@@ -144,6 +173,15 @@ class Adagrad(TwinOptimizer):
             weight_decay=group["weight_decay"], eps=group["eps"],
         )
 
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        steps = [s["step"] for s in states]
+        increment_steps(steps)
+        self._functional(adagrad_foreach_update)(
+            params, grads, [s["sum"] for s in states], steps,
+            lr=to_scalar(group["lr"]), lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"], eps=group["eps"],
+        )
+
 
 class RMSprop(TwinOptimizer):
     """RMSProp (Tieleman & Hinton, 2012).  Twin of :class:`torch.optim.RMSprop`.
@@ -151,6 +189,8 @@ class RMSprop(TwinOptimizer):
     State: ``step``, ``square_avg``, plus ``momentum_buffer`` if ``momentum > 0``
     and ``grad_avg`` if ``centered``.
     """
+
+    supports_foreach = True
 
     def __init__(
         self,
@@ -171,7 +211,7 @@ class RMSprop(TwinOptimizer):
         check_nonnegative("momentum", momentum)
         check_nonnegative("weight_decay", weight_decay)
         check_nonnegative("alpha", alpha)  # torch.optim accepts alpha >= 1, and so do we
-        check_supported_flags(capturable=capturable, foreach=foreach, differentiable=differentiable)
+        check_supported_flags(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
             weight_decay=weight_decay, capturable=capturable, foreach=foreach,
@@ -197,6 +237,17 @@ class RMSprop(TwinOptimizer):
             centered=group["centered"],
         )
 
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        increment_steps([s["step"] for s in states])  # RMSprop counts steps but never reads them
+        momentum, centered = group["momentum"], group["centered"]
+        self._functional(rmsprop_foreach_update)(
+            params, grads, [s["square_avg"] for s in states],
+            [s["grad_avg"] for s in states] if centered else None,
+            [s["momentum_buffer"] for s in states] if momentum > 0 else None,
+            lr=to_scalar(group["lr"]), alpha=group["alpha"], eps=group["eps"],
+            weight_decay=group["weight_decay"], momentum=momentum, centered=centered,
+        )
+
 
 class Adam(TwinOptimizer):
     """Adam (Kingma & Ba, 2015), with AMSGrad (Reddi et al., 2018) and decoupled
@@ -205,7 +256,15 @@ class Adam(TwinOptimizer):
 
     State: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v), plus ``max_exp_avg_sq``
     if ``amsgrad``.
+
+    As in torch, a Tensor ``lr`` keeps ``foreach=None`` on the single-tensor path,
+    and is refused with ``foreach=True`` (torch needs ``capturable=True`` for it).
     """
+
+    supports_foreach = True
+
+    def _foreach_by_default(self, group: dict) -> bool:
+        return not torch.is_tensor(group["lr"])
 
     def __init__(
         self,
@@ -227,9 +286,8 @@ class Adam(TwinOptimizer):
         check_nonnegative("eps", eps)
         check_betas(betas)
         check_nonnegative("weight_decay", weight_decay)
-        check_supported_flags(
-            foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused
-        )
+        check_tensor_hyper_with_foreach(foreach, lr=lr, **{"betas[0]": betas[0], "betas[1]": betas[1]})
+        check_supported_flags(capturable=capturable, differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, betas=(to_scalar(betas[0]), to_scalar(betas[1])), eps=eps,
             weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, foreach=foreach,
@@ -254,6 +312,23 @@ class Adam(TwinOptimizer):
             state["step"].item(),
             lr=to_scalar(group["lr"]), beta1=to_scalar(beta1), beta2=to_scalar(beta2),
             eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+        )
+
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        lr = to_scalar(group["lr"])
+        if torch.is_tensor(lr) and not self.compiled:
+            raise RuntimeError("lr as a Tensor is not supported for foreach=True in optbook.Adam, "
+                               "as in torch.optim.Adam without capturable=True; use a float lr")
+        steps = [s["step"] for s in states]
+        increment_steps(steps)
+        amsgrad = group["amsgrad"]
+        beta1, beta2 = group["betas"]
+        self._functional(adam_foreach_update)(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if amsgrad else None, steps,
+            lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], amsgrad=amsgrad,
             decoupled_weight_decay=group["decoupled_weight_decay"],
         )
 

@@ -415,6 +415,7 @@ def export_slides(build: Path) -> list[Path]:
     _copy_vendor(ROOT / "code" / "scripts" / "slides" / "node_modules", vendor)
     config = Config()
     config.SlidesExporter.reveal_url_prefix = "vendor/reveal.js"
+    config.SlidesExporter.reveal_theme = "white"  # the default "simple" imports web fonts
     config.SlidesExporter.require_js_url = "vendor/require.js"
     config.SlidesExporter.jquery_url = "vendor/jquery.min.js"
     config.SlidesExporter.mathjax_url = "vendor/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
