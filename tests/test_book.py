@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,19 +100,51 @@ def test_each_chapter_executes_within_budget():
         assert times[name] <= 40.0, f"{name} took {times[name]} s (budget 40 s)"
 
 
-def test_a_raising_cell_fails_the_build(tmp_path):
-    """The book's own configuration turns an exception in a cell into a failed build."""
+def mini_book(tmp_path: Path, pages: dict[str, str]) -> Path:
+    """A throw-away book with this book's _config.yml and the given pages' code."""
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    config = (tmp_path / "_config.yml").read_text()
+    (tmp_path / "_config.yml").write_text(config.replace("code/scripts/", f"{ROOT}/code/scripts/"))
     (tmp_path / "chapters").mkdir()
     shutil.copy(ROOT / "chapters" / "references.bib", tmp_path / "chapters" / "references.bib")
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: chapters/boom\n")
+    names = list(pages)
+    toc = f"format: jb-book\nroot: chapters/{names[0]}\n"
+    if len(names) > 1:
+        toc += "chapters:\n" + "".join(f"  - file: chapters/{n}\n" for n in names[1:])
+    (tmp_path / "_toc.yml").write_text(toc)
     header = (ROOT / "chapters" / "preface.md").read_text().split("---\n")[1]
-    (tmp_path / "chapters" / "boom.md").write_text(
-        f"---\n{header}---\n\n# Boom\n\n```{{code-cell}} ipython3\nraise ValueError('cell failed')\n```\n")
+    for name, code in pages.items():
+        (tmp_path / "chapters" / f"{name}.md").write_text(
+            f"---\n{header}---\n\n# {name}\n\n```{{code-cell}} ipython3\n{code}\n```\n")
+    return tmp_path
+
+
+def jupyter_book(book: Path) -> subprocess.CompletedProcess:
     jb = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run([str(jb), "build", str(tmp_path), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_raising_cell_fails_the_build(tmp_path):
+    """The book's own configuration turns an exception in a cell into a failed build."""
+    result = jupyter_book(mini_book(tmp_path, {"boom": "raise ValueError('cell failed')"}))
     assert result.returncode != 0
     assert "cell failed" in result.stdout + result.stderr
+
+
+def test_incremental_build_re_executes_only_the_edited_chapter(tmp_path):
+    """``execute_notebooks: cache``: after editing one chapter, only it runs again."""
+    book = mini_book(tmp_path, {"one": "print(1)", "two": "print(2)", "three": "print(3)"})
+    assert jupyter_book(book).returncode == 0
+    report = [sys.executable, str(ROOT / "code" / "scripts" / "exec_report.py"), str(book / "_build")]
+    source = book / "chapters" / "two.md"
+    source.write_text(source.read_text().replace("print(2)", "print(22)"))
+    start = time.time()
+    assert jupyter_book(book).returncode == 0
+    subprocess.run(report + [str(start)], check=True, capture_output=True)
+    rows = {r["notebook"]: r for r in json.loads((book / "_build" / "exec_times.json").read_text())}
+    executed = sorted(name for name, r in rows.items() if r["executed_this_build"])
+    assert executed == ["two.md"], rows
+
 
 

@@ -245,7 +245,16 @@ class TwinOptimizer(Optimizer):
             return update
         cache = self.__dict__.setdefault("_compiled_updates", {})
         if update not in cache:
-            cache[update] = torch.compile(update, **options)
+            compiled = torch.compile(update, **options)
+
+            def call(*args: Any, lr: Any, **kwargs: Any) -> Any:
+                # A float lr would be baked into the compiled code (a scheduler would
+                # force a recompilation at every change); a 0-d tensor is an input.
+                if not _is_tensor(lr):
+                    lr = torch.tensor(lr, dtype=torch.float64)
+                return compiled(*args, lr=lr, **kwargs)
+
+            cache[update] = call
         return cache[update]
 
     def _use_foreach(self, group: dict, params: list) -> bool:
@@ -333,7 +342,10 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     (seconds to a minute on a CPU); later steps reuse the compiled code unless the
     tensors' shapes, dtypes or the Python-level options (``amsgrad``, ``momentum !=
     0``, ...) change.  A float learning rate changed by a scheduler does not force a
-    recompilation after the first change (dynamo treats floats as symbolic).
+    recompilation: it is passed to the compiled code as a 0-d tensor.  Other
+    hyperparameters are constants of the compiled code; changing them (e.g.
+    OneCycleLR cycling momentum or betas) recompiles, as with torch.compile of
+    torch.optim (whose remedy, Tensor betas with capturable=True, optbook lacks).
     """
     if not isinstance(optimizer, TwinOptimizer) or not optimizer.supports_foreach:
         raise TypeError(f"compile_step needs an optbook twin optimizer (SGD, Adagrad, RMSprop, "

@@ -65,8 +65,10 @@ def _as_real(tensors: Optional[Sequence[Tensor]]) -> Optional[TensorList]:
 
 def _value(step: Tensor) -> Scalar:
     """The step number t: a Python float (one ``.item()``, as torch does), or under
-    ``torch.compile`` the 0-d tensor itself, so the graph is not specialised on t."""
-    return step if torch.compiler.is_compiling() else step.item()
+    ``torch.compile`` a 0-d tensor, so the graph is not specialised on t.  In float64,
+    like the Python float: β^t and 1 - β^t computed from a float32 counter would
+    lose the precision of a float64 parameter."""
+    return step.to(torch.float64) if torch.compiler.is_compiling() else step.item()
 
 
 def _tensor_lr_compiled(lr: Scalar) -> bool:
