@@ -17,6 +17,7 @@ The package behind the book *First-order optimizers, derived and tested*.
 """
 
 from .base import compile_step
+from . import data, device, training, trajectories  # noqa: F401  (optbook.device.get_device() etc.)
 from .ewma import EWMA, ewma_sq_update_, ewma_update_
 from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 from .variants import (

@@ -33,7 +33,7 @@ def ewma_update_(avg: Tensor, x: Tensor, beta: Union[float, Tensor]) -> Tensor:
     ``lerp(a, b, w) = a + w (b - a)`` with ``w = 1 - beta`` is the same average,
     computed the way torch.optim computes it.
     """
-    return avg.lerp_(x, 1 - beta)
+    return avg.lerp_(x, 1 - beta)                   # (eq-ewma)     m_t = β m_{t-1} + (1-β) x_t
 
 
 def ewma_sq_update_(avg_sq: Tensor, x: Tensor, beta: Union[float, Tensor]) -> Tensor:
@@ -42,7 +42,7 @@ def ewma_sq_update_(avg_sq: Tensor, x: Tensor, beta: Union[float, Tensor]) -> Te
     The EWMA of the elementwise square, computed as torch.optim computes Adam's and
     RMSprop's second moment (``mul_`` then ``addcmul_``).
     """
-    return avg_sq.mul_(beta).addcmul_(x, x, value=1 - beta)
+    return avg_sq.mul_(beta).addcmul_(x, x, value=1 - beta)  # (eq-ewma-sq) v_t = β v_{t-1} + (1-β) x_t²
 # [ewma-update-end]
 
 

@@ -85,7 +85,9 @@ def load_executed(build: Path, docname: str):
     nb = nbformat.read(build / "jupyter_execute" / f"{docname}.ipynb", as_version=4)
     cache = get_cache(str(build / ".jupyter_cache"))
     source = str((ROOT / f"{docname}.md").resolve())
-    record = next((r for r in cache.list_cache_records() if r.uri == source), None)
+    # the cache keeps a record per version of the code: the newest is this build's
+    records = [r for r in cache.list_cache_records() if r.uri == source]
+    record = max(records, key=lambda r: r.created) if records else None
     if record is None:
         raise SystemExit(f"{docname} is not in the execution cache: run `make book` first")
     cached = [c for c in cache.get_cache_bundle(record.pk).nb.cells if c.cell_type == "code"]
@@ -254,11 +256,28 @@ def _include(arg: str, options: dict, ctx: Context) -> str:
                 lines = text.splitlines()[node.lineno - 1 - len(getattr(node, "decorator_list", [])): node.end_lineno]
                 text = "\n".join(lines)
                 break
-    start, end = options.get("start-after", "").strip('"'), options.get("end-before", "").strip('"')
-    if start:
-        text = text.split(start, 1)[1].split("\n", 1)[1]
-    if end:
-        text = text.split(end, 1)[0]
+    unquote = lambda key: options.get(key, "").strip('"').strip("'")  # noqa: E731
+    if unquote("start-after"):
+        text = text.split(unquote("start-after"), 1)[1].split("\n", 1)[1]
+    if unquote("start-at"):
+        marker = unquote("start-at")
+        text = marker + text.split(marker, 1)[1]
+    if unquote("end-before"):
+        text = text.split(unquote("end-before"), 1)[0]
+    if unquote("end-at"):
+        marker = unquote("end-at")
+        head, tail = text.split(marker, 1)
+        text = head + marker + tail.split("\n", 1)[0]
+    if "lines" in options:
+        lines, keep = text.splitlines(), []
+        for part in options["lines"].split(","):
+            a, _, b = part.strip().partition("-")
+            keep.extend(range(int(a), (int(b) if b else (len(lines) if _ else int(a))) + 1))
+        text = "\n".join(lines[i - 1] for i in keep if 0 < i <= len(lines))
+    if "dedent" in options:
+        import textwrap
+
+        text = textwrap.dedent(text)
     language = options.get("language", "python")
     return f"```{language}\n{text.rstrip()}\n```"
 
