@@ -99,6 +99,21 @@ def load_executed(build: Path, docname: str):
     return nb
 
 
+def reference_texts(html_dir: Path) -> dict[str, str]:
+    """label -> the text Sphinx rendered for references to it ("Proposition 3", "Fig. 2")."""
+    texts = {}
+    pattern = re.compile(r'<a class="reference internal" href="[^"#]*#(?P<label>[\w.:-]+)"[^>]*>'
+                         r'(?P<text>.*?)</a>', re.S)
+    for docname in chapters():
+        page = html_dir / f"{docname}.html"
+        if page.exists():
+            for m in pattern.finditer(page.read_text(encoding="utf-8")):
+                text = html.unescape(re.sub(r"<[^>]+>", "", m["text"])).strip()
+                if text and not text.startswith("("):
+                    texts.setdefault(m["label"], text)
+    return texts
+
+
 def glued(nb) -> dict[str, dict]:
     """key -> output data of every value a notebook glued."""
     values = {}
@@ -162,6 +177,7 @@ class Context:
     equations: dict
     glue: dict
     bib: Bibliography
+    references: dict = field(default_factory=dict)
     cited: list = field(default_factory=list)
     exercises: dict = field(default_factory=dict)
 
@@ -195,7 +211,7 @@ def _image(data: dict, alt: str) -> str:
 def convert_role(m: re.Match, ctx: Context) -> str:
     name, content = m["name"], m["content"]
     if name == "eq":
-        number, doc = ctx.equations.get(content, ("?", ctx.docname))
+        number, doc = ctx.equations.get(content.lower(), ("?", ctx.docname))
         return f"({number})"
     if name in ("glue:text", "glue", "glue:any"):
         key, _, spec = content.partition(":")
@@ -222,6 +238,8 @@ def convert_role(m: re.Match, ctx: Context) -> str:
             return explicit[1].strip()
         if content in ctx.exercises:
             return f"Exercise {ctx.exercises[content]}"
+        if content.lower() in ctx.references:
+            return ctx.references[content.lower()]
         return content.replace("-", " ")
     return content
 
@@ -344,13 +362,13 @@ def convert_markdown(text: str, ctx: Context) -> str:
 
 
 def _tag(m: re.Match, ctx: Context) -> str:
-    number, _ = ctx.equations.get(m["label"], ("?", ctx.docname))
+    number, _ = ctx.equations.get(m["label"].lower(), ("?", ctx.docname))
     return f"$${m['body'].rstrip()}\n\\tag{{{number}}}\n$$"
 
 
-def convert_notebook(nb, docname: str, equations: dict, bib: Bibliography):
+def convert_notebook(nb, docname: str, equations: dict, bib: Bibliography, references=None):
     """A plain-Jupyter copy of an executed MyST notebook (outputs kept)."""
-    ctx = Context(docname, equations, glued(nb), bib)
+    ctx = Context(docname, equations, glued(nb), bib, references or {})
     out = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
@@ -373,11 +391,12 @@ def convert_notebook(nb, docname: str, equations: dict, bib: Bibliography):
 def export_notebooks(build: Path) -> list[Path]:
     html_dir = build / "html"
     equations = equation_numbers(html_dir)
+    references = reference_texts(html_dir)
     bib = Bibliography.load(ROOT / "chapters" / "references.bib")
     written = []
     for docname in ["chapters/preface"] + chapters():
         nb = load_executed(build, docname)
-        plain = convert_notebook(nb, docname, equations, bib)
+        plain = convert_notebook(nb, docname, equations, bib, references)
         target = html_dir / "notebooks" / f"{Path(docname).name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(plain, target)
