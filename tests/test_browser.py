@@ -162,7 +162,7 @@ def test_slide_deck_in_browser(browser, server, docname):
         page.wait_for_function("window.Reveal && Reveal.isReady && Reveal.isReady()", timeout=30000)
         total = page.evaluate("Reveal.getTotalSlides()")
         assert total == expected_slides(name), "slides in the deck != slide cells in the chapter"
-        assert total >= (2 if docname == "chapters/preface" else 6)
+        assert total >= (2 if docname == "chapters/preface" else 4)
         rendered = page.evaluate("""() => new Promise(resolve =>
             MathJax.Hub.Queue(() => resolve(document.querySelectorAll('.MathJax_CHTML, .mjx-chtml').length)))""")
         assert rendered > 0, "no mathematics typeset in the deck"
