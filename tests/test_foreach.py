@@ -198,7 +198,8 @@ def test_sparse_gradient_raises_on_foreach_path_too(name):
 def _paths_taken(opt, params, monkeypatch):
     taken = []
     cls = type(opt)
-    monkeypatch.setattr(cls, "_update", lambda self, *a, _f=cls._update: (taken.append("single"), _f(self, *a)))
+    monkeypatch.setattr(cls, "_update",
+                        lambda self, *a, _f=cls._update: (taken.append("single"), _f(self, *a)))
     monkeypatch.setattr(cls, "_foreach_update",
                         lambda self, *a, _f=cls._foreach_update: (taken.append("foreach"), _f(self, *a)))
     for p in params:

@@ -35,6 +35,7 @@ does (SGD keeps complex arithmetic throughout, as torch's does).
 
 from __future__ import annotations
 
+import types
 from typing import Any, Callable, Iterable, Optional
 
 import torch
@@ -51,6 +52,7 @@ __all__ = [
     "check_unit_interval",
     "check_lr",
     "scalar_dtype",
+    "scalar_tensor",
     "to_scalar",
 ]
 
@@ -165,7 +167,9 @@ def default_to_foreach(params: list, differentiable: bool = False) -> bool:
 
     On the CPU the default is the single-tensor loop: there ``torch._foreach_*``
     operations are themselves a C++ loop over per-tensor kernels, so they save the
-    Python overhead but not a pass over memory.
+    Python overhead but not a pass over memory, and they give up the loop's cache
+    reuse (the loop runs every line on one tensor while it is still in cache).
+    ``python -m optbook.bench`` measures the difference.
     """
     if differentiable:
         return False
@@ -174,6 +178,13 @@ def default_to_foreach(params: list, differentiable: bool = False) -> bool:
         p is None or (type(p) in (Tensor, torch.nn.Parameter) and p.device.type in devices)
         for p in params
     )
+
+
+def scalar_tensor(values: Any, device: torch.device) -> Tensor:
+    """Python numbers as a tensor on ``device`` (float64 where the device has it), to
+    hand to compiled code as an input rather than as constants baked into it."""
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 def increment_steps(steps: list) -> None:
@@ -239,23 +250,30 @@ class TwinOptimizer(Optimizer):
         return getattr(self, "_compile_options", None) is not None
 
     def _functional(self, update: Callable) -> Callable:
-        """``update`` itself, or its ``torch.compile``-d version after :func:`compile_step`."""
+        """``update`` itself, or its ``torch.compile``-d version after :func:`compile_step`.
+
+        Each (parameter group, device, dtype) bucket gets its own compiled copy:
+        dynamo keeps its cache, and its limit of 8 recompilations, per code object,
+        so a copy per bucket keeps one optimizer's buckets (or several optimizers in
+        one process) from using up each other's budget.
+        """
         options = getattr(self, "_compile_options", None)
         if options is None:
             return update
         cache = self.__dict__.setdefault("_compiled_updates", {})
-        if update not in cache:
-            compiled = torch.compile(update, **options)
+        key = (update, getattr(self, "_bucket", None))
+        if key not in cache:
+            compiled = torch.compile(_own_code_copy(update), **options)
 
-            def call(*args: Any, lr: Any, **kwargs: Any) -> Any:
+            def call(params: list, *args: Any, lr: Any, **kwargs: Any) -> Any:
                 # A float lr would be baked into the compiled code (a scheduler would
                 # force a recompilation at every change); a 0-d tensor is an input.
                 if not _is_tensor(lr):
-                    lr = torch.tensor(lr, dtype=torch.float64)
-                return compiled(*args, lr=lr, **kwargs)
+                    lr = scalar_tensor(lr, params[0].device)
+                return compiled(params, *args, lr=lr, **kwargs)
 
-            cache[update] = call
-        return cache[update]
+            cache[key] = call
+        return cache[key]
 
     def _use_foreach(self, group: dict, params: list) -> bool:
         if not self.supports_foreach:
@@ -298,7 +316,7 @@ class TwinOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
             params, grads, states = self._collect(group)
             if not params:
                 continue
@@ -307,7 +325,8 @@ class TwinOptimizer(Optimizer):
                 # alike.  Indices map each bucket back to the states.
                 buckets = Optimizer._group_tensors_by_device_and_dtype(
                     [params, grads], with_indices=True)
-                for (bucket_params, bucket_grads), indices in buckets.values():
+                for bucket, ((bucket_params, bucket_grads), indices) in buckets.items():
+                    self._bucket = (group_index, bucket)  # names the compiled copy to use
                     if group["maximize"]:
                         # a negated copy: p.grad itself is not modified
                         bucket_grads = torch._foreach_neg(bucket_grads)
@@ -321,6 +340,15 @@ class TwinOptimizer(Optimizer):
         return loss
 
 
+def _own_code_copy(function: Callable) -> Callable:
+    """The same function with a code object of its own (see ``_functional``)."""
+    copy = types.FunctionType(function.__code__.replace(), function.__globals__,
+                              function.__name__, function.__defaults__, function.__closure__)
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__qualname__, copy.__doc__ = function.__qualname__, function.__doc__
+    return copy
+
+
 def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimizer:
     """Switch ``optimizer`` to the compiled path and return it.
 
@@ -329,8 +357,9 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     with ``torch.compile(update, **compile_options)`` (default
     ``fullgraph=True``): the compiler fuses the chain of elementwise ``_foreach_``
     operations into one pass over memory per tensor, the way torch's ``fused=True``
-    kernels are written by hand.  It works on the CPU (TorchInductor generates C++,
-    so a C++ compiler must be installed) and on CUDA (Triton).
+    kernels are written by hand.  On the CPU TorchInductor generates C++ (a C++
+    compiler must be installed); on CUDA it generates Triton kernels (the CUDA tests
+    in ``tests/test_compile.py`` run only where a GPU is present).
 
     Why a function and not a constructor flag: the constructors stay the exact twins
     of torch.optim's, and ``param_groups`` keep torch's keys, so a ``state_dict``
@@ -338,7 +367,9 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     (``optimizer.compiled``), not in its ``state_dict``; it is not pickled either.
 
     Only the functional update is compiled; the bookkeeping around it (grouping,
-    lazy state, step counters, ``maximize``) stays eager.  The first step compiles
+    lazy state, step counters, ``maximize``) stays eager, and so do Adam's per-tensor
+    step scalars (:func:`optbook.foreach.adam_step_scalars`: compiled into the loop,
+    their ``pow`` would be recomputed for every vector of elements).  The first step compiles
     (seconds to a minute on a CPU); later steps reuse the compiled code unless the
     tensors' shapes, dtypes or the Python-level options (``amsgrad``, ``momentum !=
     0``, ...) change.  A float learning rate changed by a scheduler does not force a

@@ -9,7 +9,10 @@ over the whole list: ``torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)`` update
 every first moment at once.  On CUDA a ``_foreach_`` operation is a handful of
 kernel launches for the whole list; on the CPU it is a C++ loop over the per-tensor
 kernels, which saves the Python overhead but not the passes over memory (each line
-still reads and writes every tensor once: that is what compilation removes).
+still reads and writes every tensor once: that is what compilation removes).  On a
+CPU it can even be slower than the loop: the loop runs all lines on one tensor while
+that tensor is still in cache, the multi-tensor path streams the whole list through
+memory once per line.  That is why torch (and optbook) default to the loop there.
 
 They follow torch.optim's ``_multi_tensor_*`` functions operation for operation, so
 an optbook optimizer with ``foreach=True`` produces the same bits as its torch twin
@@ -33,9 +36,15 @@ Two deliberate differences from torch, neither changing a bit of the result:
   ``p.grad`` in place; here ``p.grad`` is left untouched, as in the single-tensor
   path.
 
-Under ``torch.compile`` (:func:`optbook.compile_step`), the step sizes are tensors,
-so the last line of Adam uses torch's "capturable" form (divide the denominator by
-the step size, then ``addcdiv`` with value 1) instead of a list of Python scalars.
+Adam is split in two: :func:`adam_step_scalars` computes the two numbers per tensor
+that depend on its step t (β^t needs a ``pow``), and :func:`adam_foreach_apply` does
+the elementwise work.  In eager mode :func:`adam_foreach_update` calls one after the
+other.  The compiled path (:func:`optbook.compile_step`) compiles only the
+elementwise part and hands it the scalars as one float64 tensor each: compiled
+together, TorchInductor would inline ``pow`` into the fused loop and evaluate it
+again for every 16 elements (it does not hoist loop-invariant code), which makes the
+step compute-bound.  Given tensors, the last line uses torch's "capturable" form
+(divide the denominator by the step size, then ``addcdiv`` with value 1).
 """
 
 from __future__ import annotations
@@ -52,6 +61,8 @@ __all__ = [
     "adagrad_foreach_update",
     "rmsprop_foreach_update",
     "adam_foreach_update",
+    "adam_step_scalars",
+    "adam_foreach_apply",
 ]
 
 Scalar = Union[float, Tensor]
@@ -206,6 +217,41 @@ def adam_foreach_update(
     decoupled_weight_decay: bool,
 ) -> None:
     """Adam (and AMSGrad, and AdamW) on a list of tensors of one device and dtype."""
+    step_sizes, bias_correction2_sqrt = adam_step_scalars(steps, lr=lr, beta1=beta1, beta2=beta2)
+    adam_foreach_apply(
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step_sizes, bias_correction2_sqrt,
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
+
+
+def adam_step_scalars(steps: TensorList, *, lr: float, beta1: float, beta2: float) -> tuple:
+    """The two numbers per tensor that depend on its step t (scalar work, done once)."""
+    bias_correction1 = [1 - beta1 ** _value(step) for step in steps]   # (eq-adam-mhat)  1 - β1^t
+    bias_correction2 = [1 - beta2 ** _value(step) for step in steps]   # (eq-adam-vhat)  1 - β2^t
+    step_sizes = [(lr / bc) * -1 for bc in bias_correction1]           #                 -η / (1-β1^t)
+    bias_correction2_sqrt = [bc**0.5 for bc in bias_correction2]       #                 √(1-β2^t)
+    return step_sizes, bias_correction2_sqrt
+
+
+def adam_foreach_apply(
+    params: TensorList,
+    grads: TensorList,
+    exp_avgs: TensorList,
+    exp_avg_sqs: TensorList,
+    max_exp_avg_sqs: Optional[TensorList],
+    step_sizes: Union[Sequence[float], Tensor],
+    bias_correction2_sqrt: Union[Sequence[float], Tensor],
+    *,
+    lr: Scalar,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    decoupled_weight_decay: bool,
+) -> None:
+    """The elementwise part of Adam: every line one pass over every tensor."""
     params, grads = _as_real(params), _as_real(grads)
     exp_avgs, exp_avg_sqs = _as_real(exp_avgs), _as_real(exp_avg_sqs)
     max_exp_avg_sqs = _as_real(max_exp_avg_sqs)
@@ -217,19 +263,17 @@ def adam_foreach_update(
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)                   # (eq-adam-m)     m_t = β1 m_{t-1} + (1-β1) g_t
     torch._foreach_mul_(exp_avg_sqs, beta2)                            # (eq-adam-v)     v_t = β2 v_{t-1}
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)      #                 + (1-β2) g_t²
-    bias_correction1 = [1 - beta1 ** _value(step) for step in steps]   # (eq-adam-mhat)  1 - β1^t, per tensor
-    bias_correction2 = [1 - beta2 ** _value(step) for step in steps]   # (eq-adam-vhat)  1 - β2^t
-    step_sizes = [(lr / bc) * -1 for bc in bias_correction1]           #                 -η / (1-β1^t)
-    bias_correction2_sqrt = [bc**0.5 for bc in bias_correction2]
     if amsgrad:
         torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)          # (eq-amsgrad-max) v^max_t = max(v^max_{t-1}, v_t)
         exp_avg_sqs = max_exp_avg_sqs                                  #                 and use it in place of v_t
     denom = torch._foreach_sqrt(exp_avg_sqs)                           # (eq-adam-step)  √v_t
-    torch._foreach_div_(denom, bias_correction2_sqrt)                  #                 √v̂_t = √v_t / √(1-β2^t)
-    torch._foreach_add_(denom, eps)                                    #                 √v̂_t + ε
-    if torch.compiler.is_compiling():  # step sizes are tensors: fold them into denom
-        torch._foreach_div_(denom, step_sizes)
+    if isinstance(step_sizes, Tensor):  # compiled: one tensor of scalars, torch's capturable form
+        torch._foreach_div_(denom, bias_correction2_sqrt.unbind(0))    #                 √v̂_t = √v_t / √(1-β2^t)
+        torch._foreach_add_(denom, eps)                                #                 √v̂_t + ε
+        torch._foreach_div_(denom, step_sizes.unbind(0))               #                 (√v̂_t + ε) / (-η/(1-β1^t))
         torch._foreach_addcdiv_(params, exp_avgs, denom)               # (eq-adam-step)
     else:
+        torch._foreach_div_(denom, bias_correction2_sqrt)              #                 √v̂_t = √v_t / √(1-β2^t)
+        torch._foreach_add_(denom, eps)                                #                 √v̂_t + ε
         torch._foreach_addcdiv_(params, exp_avgs, denom, step_sizes)   # (eq-adam-step)  θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε)
 # [adam-foreach-end]

@@ -33,12 +33,15 @@ from .base import (
     check_tensor_hyper_with_foreach,
     increment_steps,
     new_step_counter,
+    scalar_tensor,
     to_scalar,
     zeros_like,
 )
 from .foreach import (
     adagrad_foreach_update,
+    adam_foreach_apply,
     adam_foreach_update,
+    adam_step_scalars,
     rmsprop_foreach_update,
     sgd_foreach_update,
 )
@@ -108,6 +111,12 @@ class SGD(TwinOptimizer):
     def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
         momentum = group["momentum"]
         bufs = [s["momentum_buffer"] for s in states] if momentum != 0 else []
+        real_views = self.compiled and torch.is_complex(params[0])
+        if real_views:
+            # TorchInductor cannot compile SGD's complex arithmetic (torch 2.15).  With a
+            # real lr, momentum and weight decay the update treats the real and imaginary
+            # parts alike, so the compiled code runs on real views instead.
+            params, grads, bufs = ([as_real(t) for t in ts] for ts in (params, grads, bufs))
         new_bufs = self._functional(sgd_foreach_update)(
             params, grads, bufs,
             lr=to_scalar(group["lr"]), momentum=momentum, dampening=group["dampening"],
@@ -115,7 +124,7 @@ class SGD(TwinOptimizer):
         )
         if momentum != 0:
             for state, buf in zip(states, new_bufs):
-                state["momentum_buffer"] = buf
+                state["momentum_buffer"] = torch.view_as_complex(buf) if real_views else buf
 
 
 class Adagrad(TwinOptimizer):
@@ -324,12 +333,21 @@ class Adam(TwinOptimizer):
         increment_steps(steps)
         amsgrad = group["amsgrad"]
         beta1, beta2 = group["betas"]
-        self._functional(adam_foreach_update)(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            [s["max_exp_avg_sq"] for s in states] if amsgrad else None, steps,
-            lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], amsgrad=amsgrad,
-            decoupled_weight_decay=group["decoupled_weight_decay"],
+        buffers = (params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                   [s["max_exp_avg_sq"] for s in states] if amsgrad else None)
+        hyper = dict(eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=amsgrad,
+                     decoupled_weight_decay=group["decoupled_weight_decay"])
+        if not self.compiled:
+            adam_foreach_update(*buffers, steps, lr=lr, beta1=beta1, beta2=beta2, **hyper)
+            return
+        # Compiled: the per-tensor scalars (β^t needs a pow) eagerly, once per tensor, as
+        # in the eager path; the elementwise part compiled, with the scalars as inputs.
+        lr, beta1, beta2 = (x.item() if torch.is_tensor(x) else x for x in (lr, beta1, beta2))
+        step_sizes, bias_correction2_sqrt = adam_step_scalars(steps, lr=lr, beta1=beta1, beta2=beta2)
+        device = params[0].device
+        self._functional(adam_foreach_apply)(
+            *buffers, scalar_tensor(step_sizes, device), scalar_tensor(bias_correction2_sqrt, device),
+            lr=lr, beta1=beta1, beta2=beta2, **hyper,
         )
 
 
