@@ -112,6 +112,41 @@ def lockstep(ours_opt, theirs_opt, ours, theirs, steps: int, seed: int, dtype,
         assert torch.equal(before, p.detach()), "a parameter without gradient moved"
 
 
+#: The torch lr schedulers every optimizer family is driven by in the API tests.
+SCHEDULERS = {
+    "StepLR": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5),
+    "CosineAnnealingLR": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30),
+    "OneCycleLR": lambda opt: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=30, cycle_momentum=True),
+}
+
+
+def scheduled_lockstep(ours_opt, theirs_opt, ours, theirs, sched: str, steps: int = 30,
+                       seed: int = 12) -> dict:
+    """Drive both optimizers with the same torch scheduler and the same gradients; after
+    every step the lr, momentum/betas and parameters must agree exactly.  Returns the sets
+    of lrs and (momentum, betas) seen, so a test can check the scheduler really acted."""
+    so, st = SCHEDULERS[sched](ours_opt), SCHEDULERS[sched](theirs_opt)
+    g = torch.Generator().manual_seed(seed)
+    seen = {"lr": set(), "momentum": set()}
+    for _ in range(steps):
+        for a, b in zip(ours[:-1], theirs[:-1]):
+            grad = torch.randn(a.shape, generator=g)
+            a.grad, b.grad = grad.clone(), grad.clone()
+        ours_opt.step(); theirs_opt.step(); so.step(); st.step()  # noqa: E702
+        group, other = ours_opt.param_groups[0], theirs_opt.param_groups[0]
+        assert group["lr"] == other["lr"]
+        for key in ("momentum", "betas"):
+            assert group.get(key) == other.get(key)
+        seen["lr"].add(group["lr"])
+        seen["momentum"].add((group.get("momentum"), group.get("betas")))
+        for a, b in zip(ours, theirs):
+            assert_bitwise_equal(a.detach(), b.detach())
+    assert so.get_last_lr() == st.get_last_lr()
+    assert len(seen["lr"]) > 2, "the scheduler did not change the learning rate"
+    return seen
+
+
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
 def dtype(request):
     return request.param

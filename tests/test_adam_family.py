@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import test_equivalence as eq  # its strategies (module import: its tests are not re-collected)
-from conftest import assert_bitwise_equal, assert_states_equal, lockstep, make_params
+from conftest import (SCHEDULERS, assert_bitwise_equal, assert_states_equal, lockstep, make_params,
+                      scheduled_lockstep)
 from optbook import adam_family as af
 
 NAMES = ["NAdam", "RAdam", "Adamax", "Adadelta"]
@@ -218,14 +219,6 @@ def test_nadam_state_names_include_mu_product():
     assert state["mu_product"].item() == pytest.approx(mu1 * mu2, rel=1e-6)
 
 
-SCHEDULERS = {
-    "StepLR": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5),
-    "CosineAnnealingLR": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30),
-    "OneCycleLR": lambda opt: torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=0.1, total_steps=30, cycle_momentum=True),
-}
-
-
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 @pytest.mark.parametrize("name", NAMES)
 def test_lr_schedulers_drive_optbook_like_torch(name, sched):
@@ -234,22 +227,9 @@ def test_lr_schedulers_drive_optbook_like_torch(name, sched):
     ours, theirs = make_params(torch.float32, seed=12)
     o = getattr(af, name)(ours, **HYPER[name])
     t = getattr(torch.optim, name)(theirs, foreach=False, **HYPER[name])
-    so, st_ = SCHEDULERS[sched](o), SCHEDULERS[sched](t)
-    g = torch.Generator().manual_seed(12)
-    seen_betas = set()
-    for _ in range(30):
-        for a, b in zip(ours[:-1], theirs[:-1]):
-            grad = torch.randn(a.shape, generator=g)
-            a.grad, b.grad = grad.clone(), grad.clone()
-        o.step(); t.step(); so.step(); st_.step()  # noqa: E702
-        assert o.param_groups[0]["lr"] == t.param_groups[0]["lr"]
-        assert o.param_groups[0].get("betas") == t.param_groups[0].get("betas")
-        seen_betas.add(o.param_groups[0].get("betas"))
-        for a, b in zip(ours, theirs):
-            assert_bitwise_equal(a.detach(), b.detach())
-    assert so.get_last_lr() == st_.get_last_lr()
+    seen = scheduled_lockstep(o, t, ours, theirs, sched)
     if sched == "OneCycleLR":
-        assert len(seen_betas) > 5, "OneCycleLR did not cycle beta1"
+        assert len(seen["momentum"]) > 5, "OneCycleLR did not cycle beta1"
 
 
 def test_onecycle_cycle_momentum_with_adadelta_fails_like_torch():

@@ -28,7 +28,8 @@ from hypothesis import given
 
 import optbook
 import optbook.base
-from conftest import SHAPES, assert_bitwise_equal, assert_states_equal, lockstep, make_params
+from conftest import (SCHEDULERS, SHAPES, assert_bitwise_equal, assert_states_equal, lockstep,
+                      make_params, scheduled_lockstep)
 from test_equivalence import CASES, seeds
 
 STEPS = 100
@@ -278,14 +279,6 @@ def test_state_dict_crosses_between_foreach_paths(name, direction, other_foreach
     lockstep(other, reference, cont, ref_params, steps=20, seed=10, dtype=torch.float32)
 
 
-SCHEDULERS = {
-    "StepLR": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5),
-    "CosineAnnealingLR": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30),
-    "OneCycleLR": lambda opt: torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=0.1, total_steps=30, cycle_momentum=True),
-}
-
-
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 @pytest.mark.parametrize("name", NAMES)
 def test_lr_schedulers_drive_foreach_like_torch(name, sched):
@@ -296,19 +289,7 @@ def test_lr_schedulers_drive_foreach_like_torch(name, sched):
         hyper["momentum"] = 0.9
     ours, theirs = make_params(torch.float32, seed=12)
     o, t = foreach_twins(name, hyper, ours, theirs)
-    so, st = SCHEDULERS[sched](o), SCHEDULERS[sched](t)
-    g = torch.Generator().manual_seed(12)
-    lrs = set()
-    for _ in range(30):
-        for a, b in zip(ours[:-1], theirs[:-1]):
-            grad = torch.randn(a.shape, generator=g)
-            a.grad, b.grad = grad.clone(), grad.clone()
-        o.step(); t.step(); so.step(); st.step()  # noqa: E702
-        lrs.add(o.param_groups[0]["lr"])
-        assert o.param_groups[0]["lr"] == t.param_groups[0]["lr"]
-        for a, b in zip(ours, theirs):
-            assert_bitwise_equal(a.detach(), b.detach())
-    assert len(lrs) > 2, "the scheduler did not change the learning rate"
+    scheduled_lockstep(o, t, ours, theirs, sched)
 
 
 @pytest.mark.parametrize("name", NAMES)
