@@ -249,7 +249,6 @@ class NAdam(TwinOptimizer):
     ``step``), ``exp_avg`` (m) and ``exp_avg_sq`` (v).
     """
 
-    algorithm = "NAdam"
 
     def __init__(
         self,
@@ -304,7 +303,6 @@ class RAdam(TwinOptimizer):
     State: ``step``, ``exp_avg`` (m) and ``exp_avg_sq`` (v).
     """
 
-    algorithm = "RAdam"
 
     def __init__(
         self,
@@ -355,7 +353,6 @@ class Adamax(TwinOptimizer):
     State: ``step``, ``exp_avg`` (m) and ``exp_inf`` (u, the decayed ∞-norm).
     """
 
-    algorithm = "Adamax"
 
     def __init__(
         self,
@@ -405,7 +402,6 @@ class Adadelta(TwinOptimizer):
     coefficients of the book, torch accepts ``rho`` anywhere in [0, 1], 1 included.
     """
 
-    algorithm = "Adadelta"
 
     def __init__(
         self,

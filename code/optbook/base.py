@@ -223,8 +223,6 @@ class TwinOptimizer(Optimizer):
     the compiled multi-tensor path.
     """
 
-    #: Name used in error messages, e.g. "Adam".
-    algorithm: str = "optimizer"
     #: Whether the subclass implements ``_foreach_update``.
     supports_foreach: bool = False
 
