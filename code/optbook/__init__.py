@@ -1,33 +1,41 @@
 """optbook: first-order optimizers written from scratch, bit-identical to torch.optim.
 
-The package behind the book *First-order optimizers, derived and tested*.
+The package behind the book *First-order optimizers, derived and tested*.  Laid out as
+torch.optim is: one module per algorithm family, each holding the pure single-tensor
+update, the multi-tensor (``foreach``) update and the optimizer class.
 
-* :mod:`optbook.functional` - one pure update function per algorithm (what the
-  chapters display);
-* :mod:`optbook.foreach` - the same updates on lists of tensors, with
-  ``torch._foreach_*`` operations (the ``foreach=True`` path);
-* :mod:`optbook.optimizers` - ``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``:
-  drop-in twins of their torch.optim counterparts; :func:`compile_step` switches one
-  to the ``torch.compile``-d multi-tensor update;
-* :mod:`optbook.adam_family` - ``NAdam``, ``RAdam``, ``Adamax``, ``Adadelta``, also
-  twins of torch.optim (single-tensor path);
-* :mod:`optbook.wrappers` - ``Lookahead`` and ``AdaBound`` (no torch twin; tested
-  against the papers' algorithms);
-* :mod:`optbook.schedules` - learning-rate schedules (warm-up, step, cosine, SGDR,
-  one-cycle, cyclical), equal to their torch.optim.lr_scheduler twins;
-* :mod:`optbook.variants` - the textbook forms that differ from torch on purpose;
-* :mod:`optbook.ewma` - exponentially weighted moving averages;
-* helpers for the chapters: :mod:`~optbook.device`, :mod:`~optbook.data`,
-  :mod:`~optbook.training`, :mod:`~optbook.trajectories`, :mod:`~optbook.plotting`;
-  ``python -m optbook.bench`` measures the step time of every code path.
+* torch.optim twins: :mod:`~optbook.sgd` (``SGD``), :mod:`~optbook.adagrad`
+  (``Adagrad``), :mod:`~optbook.rmsprop` (``RMSprop``), :mod:`~optbook.adam` (``Adam``,
+  ``AdamW``), :mod:`~optbook.nadam`, :mod:`~optbook.radam`, :mod:`~optbook.adamax`,
+  :mod:`~optbook.adadelta`;
+* no torch twin, tested against the papers: :mod:`~optbook.lookahead`,
+  :mod:`~optbook.adabound`;
+* :mod:`~optbook.base` - the plumbing every optimizer shares (groups, lazy state,
+  ``maximize``, code-path dispatch, validation), and :func:`compile_step`;
+* :mod:`~optbook.ewma` - exponentially weighted moving averages;
+* :mod:`~optbook.schedules` - learning-rate schedules, equal to torch's schedulers;
+* :mod:`~optbook.variants` - the textbook forms that differ from torch on purpose;
+* ``python -m optbook.bench`` measures the step time of every code path.
+
+The book's experiment kit (data, devices, training loop, plots) is the subpackage
+:mod:`optbook.book`, which ``import optbook`` leaves alone.  ``optbook.functional``,
+``optbook.foreach``, ``optbook.optimizers``, ``optbook.adam_family`` and
+``optbook.wrappers`` keep the v1 import paths working.
 """
 
+from . import schedules  # noqa: F401
+from .adabound import AdaBound
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
 from .base import compile_step
-from . import data, device, schedules, training, trajectories  # noqa: F401  (optbook.device.get_device() etc.)
-from .adam_family import Adadelta, Adamax, NAdam, RAdam
 from .ewma import EWMA, ewma_sq_update_, ewma_update_
-from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
-from .wrappers import AdaBound, Lookahead
+from .lookahead import Lookahead
+from .nadam import NAdam
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
 from .variants import (
     AdagradEpsInside,
     AdamKingmaBa,
@@ -37,7 +45,7 @@ from .variants import (
     RMSpropEpsInside,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: optbook class name -> torch.optim twin
 TWINS = {name: name for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW",

@@ -2,7 +2,7 @@
 
 An optbook optimizer is two things:
 
-* a *pure functional update* for one tensor (in :mod:`optbook.functional`), which is
+* a *pure functional update* for one tensor (e.g. ``adam_update`` in :mod:`optbook.adam`), which is
   what the chapters display and annotate, and
 * a thin :class:`torch.optim.Optimizer` subclass that validates hyperparameters,
   walks the parameter groups, creates state lazily, applies ``maximize`` and hands
@@ -12,7 +12,7 @@ The second part is identical for every algorithm, so it lives here in
 :class:`TwinOptimizer`.  Subclasses only say which state a parameter needs
 (:meth:`TwinOptimizer._init_state`) and how to call their functional update
 (:meth:`TwinOptimizer._update` for one tensor, and, for the multi-tensor path of
-:mod:`optbook.foreach`, :meth:`TwinOptimizer._foreach_update` for a list of tensors
+the module's ``*_foreach_update``, :meth:`TwinOptimizer._foreach_update` for a list of tensors
 of one device and dtype).
 
 Three code paths, chosen per parameter group at every step:
@@ -36,7 +36,7 @@ does (SGD keeps complex arithmetic throughout, as torch's does).
 from __future__ import annotations
 
 import types
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -44,6 +44,8 @@ from torch.optim import Optimizer
 from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices
 
 __all__ = [
+    "Scalar",
+    "TensorList",
     "TwinOptimizer",
     "compile_step",
     "default_to_foreach",
@@ -55,6 +57,10 @@ __all__ = [
     "scalar_tensor",
     "to_scalar",
 ]
+
+#: A hyperparameter that may be a Python number or a 0-d tensor.
+Scalar = Union[float, Tensor]
+TensorList = List[Tensor]
 
 
 # ----------------------------------------------------------------------------------
@@ -102,6 +108,23 @@ def check_betas(betas: Any) -> None:
         if both_tensors and beta.numel() != 1:
             raise ValueError(f"Invalid betas[{index}]: a Tensor beta must have 1 element")
         check_unit_interval(f"betas[{index}]", beta)
+
+
+def check_betas_in_unit_interval(betas: Any) -> None:
+    """torch.optim's rule for NAdam, RAdam and Adamax: each beta in [0, 1)
+    (unlike Adam's, ints are accepted)."""
+    for index in (0, 1):
+        check_unit_interval(f"betas[{index}]", betas[index])
+
+
+def check_single_tensor_flags(foreach: Optional[bool], **flags: Any) -> None:
+    """For classes with only the single-tensor path: foreach=True is refused
+    (torch would take its multi-tensor path), as are the unimplemented flags."""
+    if foreach:
+        raise ValueError(f"Invalid foreach: {foreach!r} (optbook implements only the "
+                         "single-tensor path for this optimizer; use foreach=None/False, "
+                         "or torch.optim for the multi-tensor path)")
+    check_supported_flags(**flags)
 
 
 def check_supported_flags(**flags: Any) -> None:
@@ -158,6 +181,24 @@ def as_real(t: Optional[Tensor]) -> Optional[Tensor]:
     if t is not None and torch.is_complex(t):
         return torch.view_as_real(t)
     return t
+
+
+def as_real_list(tensors: Optional[Sequence[Tensor]]) -> Optional[TensorList]:
+    """Real views of a list's complex tensors (pairs of floats); others unchanged."""
+    return None if tensors is None else [as_real(t) for t in tensors]
+
+
+def step_value(step: Tensor) -> Scalar:
+    """The step number t: a Python float (one ``.item()``, as torch does), or under
+    ``torch.compile`` a 0-d tensor, so the graph is not specialised on t.  In float64,
+    like the Python float: β^t and 1 - β^t computed from a float32 counter would
+    lose the precision of a float64 parameter."""
+    return step.to(torch.float64) if torch.compiler.is_compiling() else step.item()
+
+
+def is_compiled_tensor_lr(lr: Scalar) -> bool:
+    """A Tensor lr under torch.compile: use tensor arithmetic, never ``.item()``."""
+    return isinstance(lr, Tensor) and torch.compiler.is_compiling()
 
 
 def default_to_foreach(params: list, differentiable: bool = False) -> bool:
@@ -351,7 +392,7 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     """Switch ``optimizer`` to the compiled path and return it.
 
     From the next :meth:`~TwinOptimizer.step` on, every parameter group is updated by
-    the algorithm's multi-tensor functional update (:mod:`optbook.foreach`) compiled
+    the algorithm's multi-tensor functional update (e.g. :func:`optbook.adam.adam_foreach_update`) compiled
     with ``torch.compile(update, **compile_options)`` (default
     ``fullgraph=True``): the compiler fuses the chain of elementwise ``_foreach_``
     operations into one pass over memory per tensor, the way torch's ``fused=True``
@@ -366,7 +407,7 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
 
     Only the functional update is compiled; the bookkeeping around it (grouping,
     lazy state, step counters, ``maximize``) stays eager, and so do Adam's per-tensor
-    step scalars (:func:`optbook.foreach.adam_step_scalars`: compiled into the loop,
+    step scalars (:func:`optbook.adam.adam_step_scalars`: compiled into the loop,
     their ``pow`` would be recomputed for every vector of elements).  The first step compiles
     (seconds to a minute on a CPU); later steps reuse the compiled code unless the
     tensors' shapes, dtypes or the Python-level options (``amsgrad``, ``momentum !=

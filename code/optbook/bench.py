@@ -4,9 +4,9 @@
 
 =====================  ==================================================================
 ``optbook-single``     ``optbook.X(foreach=False)``: a Python loop, one kernel per line
-                       per tensor (:mod:`optbook.functional`)
+                       per tensor (e.g. ``optbook.adam.adam_update``)
 ``optbook-foreach``    ``optbook.X(foreach=True)``: one ``torch._foreach_*`` call per
-                       line for all tensors (:mod:`optbook.foreach`)
+                       line for all tensors (``optbook.adam.adam_foreach_update``)
 ``optbook-compiled``   ``optbook.compile_step(optbook.X(...))``: the foreach update
                        compiled by ``torch.compile`` into fused loops
 ``torch-single``       ``torch.optim.X(foreach=False)``
@@ -65,6 +65,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 import optbook
+from optbook.book import device as book_device
 
 __all__ = [
     "ALGORITHMS",
@@ -396,7 +397,7 @@ def machine_info(devices: Sequence[torch.device]) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "devices": [optbook.device.describe(d) for d in devices],
+        "devices": [book_device.describe(d) for d in devices],
     }
     return info
 
@@ -485,7 +486,7 @@ def benchmark(
         bw.update(measure_peak_flops(device, n=matmul_n))
         out["bandwidth"][str(device)] = bw
         probe = BandwidthProbe(device, bandwidth_numel)
-        log(f"{optbook.device.describe(device)}: bandwidth copy {bw['copy']:.1f}, triad "
+        log(f"{book_device.describe(device)}: bandwidth copy {bw['copy']:.1f}, triad "
             f"{bw['triad']:.1f}, addcmul {bw['addcmul']:.1f} GB/s (medians); limit {bw['limit']:.1f}; "
             f"matmul {bw['gflops_best']:.0f} GFLOP/s")
         sync = _sync(device)

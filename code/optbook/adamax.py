@@ -1,0 +1,113 @@
+"""Adamax (Adam in the infinity norm): twin of torch.optim.Adamax.
+
+The single-tensor update and the class; the comments name the equations of
+chapters/adam_variants.md.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .base import (
+    ParamsT,
+    Scalar,
+    TwinOptimizer,
+    as_real,
+    check_betas_in_unit_interval,
+    check_lr,
+    check_nonnegative,
+    check_single_tensor_flags,
+    new_step_counter,
+    to_scalar,
+    zeros_like,
+)
+from .ewma import ewma_update_
+
+__all__ = ["Adamax", "adamax_update"]
+
+
+# ----------------------------------------------------------------------------------
+# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_adamax.
+# ----------------------------------------------------------------------------------
+
+
+# [adamax-start]
+def adamax_update(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_inf: Tensor,
+    step: float,
+    *,
+    lr: Scalar,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """Adamax (Kingma & Ba, 2015, §7.1): Adam with the ∞-norm in place of the 2-norm."""
+    if weight_decay != 0:
+        grad = grad.add(param, alpha=weight_decay)          # (eq-av-l2)          g <- g + λθ
+    param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
+    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)      m_t = β1 m_{t-1} + (1-β1) g_t
+    torch.maximum(exp_inf.mul_(beta2),                      # (eq-av-adamax-u)    u_t = max(β2 u_{t-1}, |g_t| + ε)
+                  grad.abs().add_(eps), out=exp_inf)
+    bias_correction = 1 - beta1**step                       # (eq-av-adam-mhat)   m̂_t = m_t / (1-β1^t)
+    clr = lr / bias_correction                              #                     fold 1/(1-β1^t) into η
+    param.addcdiv_(exp_avg, exp_inf, value=-clr)            # (eq-av-adamax-step) θ_t = θ_{t-1} - η m̂_t / u_t
+# [adamax-end]
+
+
+# ----------------------------------------------------------------------------------
+# The optimizer class: torch.optim.Adamax's constructor, defaults, validation and state.
+# ----------------------------------------------------------------------------------
+
+
+class Adamax(TwinOptimizer):
+    """Adamax (Kingma & Ba, 2015).  Twin of :class:`torch.optim.Adamax`.
+
+    State: ``step``, ``exp_avg`` (m) and ``exp_inf`` (u, the decayed ∞-norm).
+    """
+
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: Union[float, Tensor] = 2e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        foreach: Optional[bool] = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
+        check_lr(lr)
+        check_nonnegative("eps", eps)
+        check_betas_in_unit_interval(betas)
+        check_nonnegative("weight_decay", weight_decay)
+        check_single_tensor_flags(foreach, differentiable=differentiable, capturable=capturable)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
+            maximize=maximize, differentiable=differentiable, capturable=capturable,
+        )
+        super().__init__(params, defaults)
+
+    def _init_state(self, param: Tensor, state: dict, group: dict) -> None:
+        state["step"] = new_step_counter()
+        state["exp_avg"] = zeros_like(param)
+        state["exp_inf"] = zeros_like(param)
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict) -> None:
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        adamax_update(
+            param, grad, as_real(state["exp_avg"]), as_real(state["exp_inf"]),
+            state["step"].item(),
+            lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"],
+        )
