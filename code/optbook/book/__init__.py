@@ -8,9 +8,10 @@ this subpackage, nor its extra dependencies (scikit-learn for the digits data).
 * :mod:`~optbook.book.data` - offline data sets (scikit-learn's digits);
 * :mod:`~optbook.book.training` - small models and the training loop;
 * :mod:`~optbook.book.trajectories` - 2-D test functions and optimizer paths on them;
-* :mod:`~optbook.book.plotting` - the book's figure style and colours.
+* :mod:`~optbook.book.plotting` - the book's figure style and colours;
+* :mod:`~optbook.book.claims` - ``claim(...)``: a sentence of the text as a predicate.
 """
 
-from . import data, device, plotting, training, trajectories  # noqa: F401
+from . import claims, data, device, plotting, training, trajectories  # noqa: F401
 
-__all__ = ["data", "device", "plotting", "training", "trajectories"]
+__all__ = ["claims", "data", "device", "plotting", "training", "trajectories"]
