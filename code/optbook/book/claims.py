@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any, Callable, Dict, List, Union
 
 __all__ = ["ClaimFailed", "claim", "recorded", "scale"]
@@ -36,8 +35,10 @@ class ClaimFailed(AssertionError):
 
 
 def scale() -> int:
-    """The book's size knob, ``OPTBOOK_SCALE`` (1 on the CPU build)."""
-    return int(os.environ.get("OPTBOOK_SCALE", "1"))
+    """The scale this build runs at (:func:`optbook.book.device.scale` on the
+    book's device: ``OPTBOOK_SCALE``, by default 1 on the CPU and 4 on a GPU)."""
+    from .device import get_device, scale as device_scale
+    return device_scale(get_device())
 
 
 def _plain(value: Any) -> Any:
