@@ -15,84 +15,29 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
 
-import test_equivalence as eq  # its strategies (module import: its tests are not re-collected)
-from conftest import (SCHEDULERS, assert_bitwise_equal, assert_states_equal, lockstep, make_params,
-                      scheduled_lockstep)
 from optbook import adam_family as af
 
+from conftest import (
+    SCHEDULERS,
+    assert_bitwise_equal,
+    assert_states_equal,
+    lockstep,
+    make_params,
+    scheduled_lockstep,
+)
+from twins import run_twins
+
 NAMES = ["NAdam", "RAdam", "Adamax", "Adadelta"]
-STEPS = eq.STEPS
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 
-betas_st = (st.sampled_from([(0.0, 0.0), (0.9, 0.999), (0.5, 0.9), (0.0, 0.99), (0.9, 0.0)])
-            | st.tuples(eq.unit, eq.unit))
 
-
-@st.composite
-def nadam_hyper(draw):
-    return dict(lr=draw(eq.lrs), betas=draw(betas_st), eps=draw(eq.epss),
-                weight_decay=draw(eq.decays),
-                momentum_decay=draw(st.sampled_from([0.0, 4e-3, 0.1, 1.0])),
-                decoupled_weight_decay=draw(st.booleans()), maximize=draw(st.booleans()))
-
-
-@st.composite
-def radam_hyper(draw):
-    return dict(lr=draw(eq.lrs), betas=draw(betas_st), eps=draw(eq.epss),
-                weight_decay=draw(eq.decays), decoupled_weight_decay=draw(st.booleans()),
-                maximize=draw(st.booleans()))
-
-
-@st.composite
-def adamax_hyper(draw):
-    return dict(lr=draw(eq.lrs), betas=draw(betas_st), eps=draw(eq.epss),
-                weight_decay=draw(eq.decays), maximize=draw(st.booleans()))
-
-
-@st.composite
-def adadelta_hyper(draw):
-    return dict(lr=draw(st.sampled_from([0.0, 0.1, 1.0, 2.0]) | st.floats(1e-3, 2.0)),
-                rho=draw(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]) | st.floats(0.0, 1.0)),
-                eps=draw(st.sampled_from([0.0, 1e-8, 1e-6, 1e-3]) | st.floats(1e-12, 1e-2)),
-                weight_decay=draw(eq.decays), maximize=draw(st.booleans()))
-
-
-CASES = {"NAdam": nadam_hyper(), "RAdam": radam_hyper(), "Adamax": adamax_hyper(),
-         "Adadelta": adadelta_hyper()}
 HYPER = {  # one fixed, non-trivial setting per optimizer for the API tests
     "NAdam": dict(lr=0.01, weight_decay=1e-2, momentum_decay=0.01),
     "RAdam": dict(lr=0.01, weight_decay=1e-2, decoupled_weight_decay=True),
     "Adamax": dict(lr=0.01, weight_decay=1e-2),
     "Adadelta": dict(lr=0.5, rho=0.8, weight_decay=1e-2),
 }
-
-
-def run_twins(name, hyper, dtype, seed, steps=STEPS, **kw):
-    ours, theirs = make_params(dtype, seed)
-    ours_opt = getattr(af, name)(ours, **hyper)
-    theirs_opt = getattr(torch.optim, name)(theirs, foreach=False, **hyper)
-    lockstep(ours_opt, theirs_opt, ours, theirs, steps, seed, dtype, **kw)
-    return ours_opt, theirs_opt
-
-
-def _make_test(name):
-    @DTYPES
-    @given(hyper=CASES[name], seed=eq.seeds)
-    def test(hyper, seed, dtype):
-        run_twins(name, hyper, dtype, seed)
-
-    test.__name__ = f"test_{name.lower()}_matches_torch"
-    test.__doc__ = f"optbook.{name} == torch.optim.{name}(foreach=False), {STEPS} steps, every step."
-    return test
-
-
-test_nadam_matches_torch = _make_test("NAdam")
-test_radam_matches_torch = _make_test("RAdam")
-test_adamax_matches_torch = _make_test("Adamax")
-test_adadelta_matches_torch = _make_test("Adadelta")
 
 
 @pytest.mark.parametrize("name, hyper", [
@@ -208,17 +153,6 @@ def test_state_dict_crosses_between_optbook_and_torch(name, direction):
     lockstep(other, reference, cont, ref_params, steps=20, seed=10, dtype=torch.float32)
 
 
-def test_nadam_state_names_include_mu_product():
-    p = torch.zeros(3, requires_grad=True)
-    opt = af.NAdam([p], momentum_decay=0.5)
-    p.grad = torch.ones(3)
-    opt.step(); opt.step()  # noqa: E702
-    state = opt.state[p]
-    assert list(state) == ["step", "mu_product", "exp_avg", "exp_avg_sq"]
-    mu1, mu2 = af.nadam_mu(1.0, 0.9, 0.5), af.nadam_mu(2.0, 0.9, 0.5)
-    assert state["mu_product"].item() == pytest.approx(mu1 * mu2, rel=1e-6)
-
-
 @pytest.mark.parametrize("sched", list(SCHEDULERS))
 @pytest.mark.parametrize("name", NAMES)
 def test_lr_schedulers_drive_optbook_like_torch(name, sched):
@@ -274,92 +208,11 @@ def test_sparse_gradient_raises_clear_error(name):
 # ---------------------------------------------------------------- the formulas
 
 
-def test_radam_first_steps_are_bias_corrected_momentum_sgd():
-    """With β2 = 0.999, ρ_t <= 5 for t <= 5: RAdam's step is η m̂_t (no adaptivity),
-    and from t = 6 on it is rectified; the threshold step is computed, not assumed."""
-    first_adaptive = next(t for t in range(1, 100) if af.radam_rho(float(t), 0.999)[1] > 5)
-    assert first_adaptive == 6
-    p = torch.zeros(4, dtype=torch.float64, requires_grad=True)
-    opt = af.RAdam([p], lr=0.1)
-    m = torch.zeros(4, dtype=torch.float64)
-    g = torch.Generator().manual_seed(0)
-    for t in range(1, first_adaptive):
-        grad = torch.randn(4, generator=g, dtype=torch.float64) * 100.0
-        before = p.detach().clone()
-        p.grad = grad
-        opt.step()
-        m = 0.9 * m + 0.1 * grad
-        torch.testing.assert_close(p.detach() - before, -0.1 * m / (1 - 0.9**t), rtol=1e-12, atol=0)
-
-
-def test_radam_rectification_tends_to_one():
-    rho_inf, rho_t = af.radam_rho(1e6, 0.999)
-    assert af.radam_rectification(rho_t, rho_inf) == pytest.approx(1.0, abs=1e-12)
-    rho_inf, rho_t = af.radam_rho(10.0, 0.999)
-    assert 0 < af.radam_rectification(rho_t, rho_inf) < 0.5
-
-
-def test_adamax_step_is_bounded():
-    """|Δθ_t| <= η (1-β1) Σ_{j<t} (β1/β2)^j / (1-β1^t), since |g_{t-j}| <= u_t / β2^j;
-    for β1 <= β2 this is about η (Kingma & Ba, §7.1).  Gradients span 6 decades."""
-    lr, beta1, beta2 = 0.01, 0.9, 0.999
-    p = torch.zeros(100, dtype=torch.float64, requires_grad=True)
-    opt = af.Adamax([p], lr=lr, betas=(beta1, beta2))
-    g = torch.Generator().manual_seed(1)
-    scales = torch.logspace(-3, 3, 100, dtype=torch.float64)
-    for t in range(1, 51):
-        before = p.detach().clone()
-        p.grad = torch.randn(100, generator=g, dtype=torch.float64) * scales
-        opt.step()
-        bound = lr * (1 - beta1) * sum((beta1 / beta2) ** j for j in range(t)) / (1 - beta1**t)
-        step = (p.detach() - before).abs().max().item()
-        assert step <= bound * (1 + 1e-12)
-        assert step > 0.2 * lr  # the bound is not vacuous
-
-
 # ---------------------------------------------------------------- validation
 
 P = lambda: [torch.zeros(3, requires_grad=True)]  # noqa: E731
 
 # One row per rule in torch's constructors: (optimizer, bad kwargs, name, value repr)
-RULES = [
-    ("NAdam", dict(lr=torch.tensor([0.1, 0.2])), "lr", "1 element"),
-    ("NAdam", dict(lr=-0.1), "lr", "-0.1"),
-    ("NAdam", dict(eps=-1e-8), "eps", "-1e-08"),
-    ("NAdam", dict(betas=(1.0, 0.999)), "betas[0]", "1.0"),
-    ("NAdam", dict(betas=(0.9, -0.5)), "betas[1]", "-0.5"),
-    ("NAdam", dict(weight_decay=-0.1), "weight_decay", "-0.1"),
-    ("NAdam", dict(momentum_decay=-0.004), "momentum_decay", "-0.004"),
-    ("RAdam", dict(lr=torch.tensor([0.1, 0.2])), "lr", "1 element"),
-    ("RAdam", dict(lr=-0.1), "lr", "-0.1"),
-    ("RAdam", dict(eps=-1e-8), "eps", "-1e-08"),
-    ("RAdam", dict(betas=(-0.1, 0.999)), "betas[0]", "-0.1"),
-    ("RAdam", dict(betas=(0.9, 1.0)), "betas[1]", "1.0"),
-    ("RAdam", dict(weight_decay=-0.1), "weight_decay", "-0.1"),
-    ("Adamax", dict(lr=torch.tensor([0.1, 0.2])), "lr", "1 element"),
-    ("Adamax", dict(lr=-0.1), "lr", "-0.1"),
-    ("Adamax", dict(eps=-1e-8), "eps", "-1e-08"),
-    ("Adamax", dict(betas=(1.5, 0.999)), "betas[0]", "1.5"),
-    ("Adamax", dict(betas=(0.9, 1.0)), "betas[1]", "1.0"),
-    ("Adamax", dict(weight_decay=-0.1), "weight_decay", "-0.1"),
-    ("Adadelta", dict(lr=torch.tensor([0.1, 0.2])), "lr", "1 element"),
-    ("Adadelta", dict(lr=-0.1), "lr", "-0.1"),
-    ("Adadelta", dict(rho=-0.1), "rho", "-0.1"),
-    ("Adadelta", dict(rho=1.5), "rho", "1.5"),
-    ("Adadelta", dict(eps=-1e-6), "eps", "-1e-06"),
-    ("Adadelta", dict(weight_decay=-0.1), "weight_decay", "-0.1"),
-]
-
-
-@pytest.mark.parametrize("name, kwargs, param, value", RULES,
-                         ids=[f"{r[0]}-{r[2]}-{i}" for i, r in enumerate(RULES)])
-def test_invalid_hyperparameter_raises_value_error_naming_it(name, kwargs, param, value):
-    with pytest.raises(ValueError):
-        getattr(torch.optim, name)(P(), **kwargs)
-    with pytest.raises(ValueError) as info:
-        getattr(af, name)(P(), **kwargs)
-    message = str(info.value)
-    assert param in message and value in message, message
 
 
 @pytest.mark.parametrize("name, kwargs", [

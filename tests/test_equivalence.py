@@ -13,90 +13,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
 
-import optbook
-from conftest import lockstep, make_params
+from twins import run_twins
 
-STEPS = 200
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-
-lrs = st.sampled_from([0.0, 1e-3, 1e-2, 0.1, 1.0]) | st.floats(1e-4, 1.0)
-decays = st.sampled_from([0.0, 1e-4, 1e-2, 0.1])
-unit = st.sampled_from([0.0, 0.5, 0.9, 0.99]) | st.floats(0.0, 0.999)
-epss = st.sampled_from([0.0, 1e-10, 1e-8, 1e-3]) | st.floats(1e-12, 1e-2)
-seeds = st.integers(0, 2**16)
-
-
-@st.composite
-def sgd_hyper(draw):
-    momentum = draw(unit)
-    dampening = draw(st.sampled_from([0.0, 0.1, 0.5]))
-    nesterov = momentum > 0 and dampening == 0 and draw(st.booleans())
-    return dict(lr=draw(lrs), momentum=momentum, dampening=dampening, nesterov=nesterov,
-                weight_decay=draw(decays), maximize=draw(st.booleans()))
-
-
-@st.composite
-def adagrad_hyper(draw):
-    return dict(lr=draw(lrs), lr_decay=draw(st.sampled_from([0.0, 1e-3, 0.1])),
-                weight_decay=draw(decays),
-                initial_accumulator_value=draw(st.sampled_from([0.0, 0.1, 1.0])),
-                eps=draw(epss), maximize=draw(st.booleans()))
-
-
-@st.composite
-def rmsprop_hyper(draw):
-    return dict(lr=draw(lrs), alpha=draw(unit), eps=draw(epss), weight_decay=draw(decays),
-                momentum=draw(st.sampled_from([0.0, 0.5, 0.9])), centered=draw(st.booleans()),
-                maximize=draw(st.booleans()))
-
-
-@st.composite
-def adam_hyper(draw, decoupled=None):
-    betas = draw(st.sampled_from([(0.0, 0.0), (0.9, 0.999), (0.5, 0.9), (0.0, 0.99), (0.9, 0.0)])
-                 | st.tuples(unit, unit))
-    hyper = dict(lr=draw(lrs), betas=betas, eps=draw(epss), weight_decay=draw(decays),
-                 amsgrad=draw(st.booleans()), maximize=draw(st.booleans()))
-    if decoupled is None:
-        hyper["decoupled_weight_decay"] = draw(st.booleans())
-    return hyper
-
-
-CASES = {
-    "SGD": sgd_hyper(),
-    "Adagrad": adagrad_hyper(),
-    "RMSprop": rmsprop_hyper(),
-    "Adam": adam_hyper(),
-    "AdamW": adam_hyper(decoupled=False),
-}
-
-
-def run_twins(name: str, hyper: dict, dtype: torch.dtype, seed: int, steps: int = STEPS, **kw):
-    ours, theirs = make_params(dtype, seed)
-    ours_opt = getattr(optbook, name)(ours, **hyper)
-    theirs_opt = getattr(torch.optim, name)(theirs, foreach=False, **hyper)
-    lockstep(ours_opt, theirs_opt, ours, theirs, steps, seed, dtype, **kw)
-    return ours_opt, theirs_opt
-
-
-def _make_test(name):
-    @DTYPES
-    @given(hyper=CASES[name], seed=seeds)
-    def test(hyper, seed, dtype):
-        run_twins(name, hyper, dtype, seed)
-
-    test.__name__ = f"test_{name.lower()}_matches_torch"
-    test.__doc__ = f"optbook.{name} == torch.optim.{name}(foreach=False), {STEPS} steps, every step."
-    return test
-
-
-test_sgd_matches_torch = _make_test("SGD")
-test_adagrad_matches_torch = _make_test("Adagrad")
-test_rmsprop_matches_torch = _make_test("RMSprop")
-test_adam_matches_torch = _make_test("Adam")
-test_adamw_matches_torch = _make_test("AdamW")
 
 
 @pytest.mark.parametrize("name, hyper", [

@@ -24,13 +24,20 @@ import copy
 
 import pytest
 import torch
-from hypothesis import given
 
 import optbook
 import optbook.base
-from conftest import (SCHEDULERS, SHAPES, assert_bitwise_equal, assert_states_equal, lockstep,
-                      make_params, scheduled_lockstep)
-from test_equivalence import CASES, seeds
+
+from conftest import (
+    SCHEDULERS,
+    SHAPES,
+    assert_bitwise_equal,
+    assert_states_equal,
+    lockstep,
+    make_params,
+    scheduled_lockstep,
+)
+from twins import foreach_twins, run_foreach_twins
 
 STEPS = 100
 NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
@@ -44,50 +51,13 @@ HYPER = {
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 
 
-def foreach_twins(name, hyper, ours_params, theirs_params, torch_foreach=True, **ours_kw):
-    ours = getattr(optbook, name)(ours_params, **{"foreach": True, **hyper, **ours_kw})
-    theirs = getattr(torch.optim, name)(theirs_params, **{**hyper, "foreach": torch_foreach})
-    return ours, theirs
-
-
-def run_foreach_twins(name, hyper, dtype, seed, steps=STEPS, shapes=SHAPES, torch_foreach=True, **kw):
-    ours, theirs = make_params(dtype, seed, shapes=shapes)
-    o, t = foreach_twins(name, hyper, ours, theirs, torch_foreach=torch_foreach)
-    lockstep(o, t, ours, theirs, steps, seed, dtype, **kw)
-    return o, t
-
-
 # ---------------------------------------------------------------------------------
 # The grid: optbook foreach == torch foreach, every step, every state tensor.
 # ---------------------------------------------------------------------------------
 
 
-def _make_grid_test(name, torch_foreach):
-    @DTYPES
-    @given(hyper=CASES[name], seed=seeds)
-    def test(hyper, seed, dtype):
-        run_foreach_twins(name, hyper, dtype, seed, torch_foreach=torch_foreach)
-
-    kind = "foreach" if torch_foreach else "single_tensor"
-    test.__name__ = f"test_{name.lower()}_foreach_matches_torch_{kind}"
-    test.__doc__ = (f"optbook.{name}(foreach=True) == torch.optim.{name}(foreach={torch_foreach}), "
-                    f"{STEPS} steps, every step.")
-    return test
-
-
-test_sgd_foreach_matches_torch_foreach = _make_grid_test("SGD", True)
-test_adagrad_foreach_matches_torch_foreach = _make_grid_test("Adagrad", True)
-test_rmsprop_foreach_matches_torch_foreach = _make_grid_test("RMSprop", True)
-test_adam_foreach_matches_torch_foreach = _make_grid_test("Adam", True)
-test_adamw_foreach_matches_torch_foreach = _make_grid_test("AdamW", True)
-
 # On the CPU, torch's two paths agree bit for bit (see the module docstring), so the
 # foreach twin also equals torch's single-tensor path: the tightest tolerance, zero.
-test_sgd_foreach_matches_torch_single_tensor_on_cpu = _make_grid_test("SGD", False)
-test_adagrad_foreach_matches_torch_single_tensor_on_cpu = _make_grid_test("Adagrad", False)
-test_rmsprop_foreach_matches_torch_single_tensor_on_cpu = _make_grid_test("RMSprop", False)
-test_adam_foreach_matches_torch_single_tensor_on_cpu = _make_grid_test("Adam", False)
-test_adamw_foreach_matches_torch_single_tensor_on_cpu = _make_grid_test("AdamW", False)
 
 
 MIXED = [torch.float32, torch.float64, torch.float32, torch.float64]
@@ -147,23 +117,6 @@ def test_tensor_lr_foreach_matches_torch(name):
     """SGD, Adagrad and RMSprop accept a 0-d Tensor lr on the foreach path, as torch does."""
     hyper = {**HYPER[name], "lr": torch.tensor(0.01)}
     run_foreach_twins(name, hyper, torch.float32, seed=6, steps=20)
-
-
-def test_sgd_nesterov_foreach_leaves_grad_untouched_unlike_torch():
-    """torch's multi-tensor SGD with Nesterov (no weight decay) adds m_t into p.grad in
-    place; optbook's does not (the parameters still agree bit for bit)."""
-    ours, theirs = make_params(torch.float32, seed=7, frozen=False)
-    o, t = foreach_twins("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), ours, theirs)
-    lockstep(o, t, ours, theirs, steps=3, seed=7, dtype=torch.float32)
-    for params, opt in ((ours, o), (theirs, t)):
-        for p in params:
-            p.grad = torch.ones_like(p)
-        opt.step()
-    assert all(torch.equal(p.grad, torch.ones_like(p)) for p in ours)
-    assert not all(torch.equal(p.grad, torch.ones_like(p)) for p in theirs), \
-        "torch no longer modifies p.grad: update this test and the docstring of optbook.foreach"
-    for a, b in zip(ours, theirs):
-        assert_bitwise_equal(a.detach(), b.detach())
 
 
 @pytest.mark.parametrize("name", NAMES)
