@@ -13,8 +13,15 @@ import torch
 from torch import nn
 
 import optbook
-from conftest import (SCHEDULERS, assert_bitwise_equal, assert_states_equal, lockstep, make_params,
-                      scheduled_lockstep)
+
+from conftest import (
+    SCHEDULERS,
+    assert_bitwise_equal,
+    assert_states_equal,
+    lockstep,
+    make_params,
+    scheduled_lockstep,
+)
 
 NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 HYPER = {

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_book import CHAPTERS, HTML, ROOT
 
 from bookexport import glued
-from test_book import CHAPTERS, HTML, ROOT
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = ["chapters/preface"] + CHAPTERS

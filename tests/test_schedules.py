@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import optbook
 from optbook import schedules as S
+
 from conftest import assert_bitwise_equal
 
 LRS = torch.optim.lr_scheduler
