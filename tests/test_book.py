@@ -148,3 +148,167 @@ def test_incremental_build_re_executes_only_the_edited_chapter(tmp_path):
 
 
 
+
+
+# --- speaker notes and slide-only recaps stay off the page ----------------------------
+
+def _hidden_and_visible_markdown(chapter: str):
+    """The chapter's Markdown cells, split into those that must not render (speaker
+    notes, slide-only recaps) and the rest, as read by jupytext from the MyST source."""
+    import jupytext
+
+    notebook = jupytext.read(ROOT / f"{chapter}.md")
+    hidden, visible, untagged = [], [], []
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        slide_type = cell.metadata.get("slideshow", {}).get("slide_type")
+        removed = "remove-cell" in cell.metadata.get("tags", [])
+        lines = cell.source.splitlines()
+        first_heading = next((line.lstrip("#").strip() for line in lines
+                              if line.startswith("#")), "")
+        slide_only = (slide_type == "notes" or first_heading.startswith("Recap")
+                      or "Where we are going." in cell.source)
+        if slide_only and not removed:
+            untagged.append(cell.source[:80])
+        (hidden if removed else visible).append(cell.source)
+    return hidden, visible, untagged
+
+
+def _longest_plain_segment(source: str) -> str:
+    """The longest run of plain prose in a cell (outside math, code and markup), which
+    the HTML would contain verbatim if the cell rendered."""
+    best = ""
+    for line in source.splitlines():
+        if line.lstrip().startswith(("#", "|", "```", ":", "$$", "-", "+++")):
+            continue
+        for i, part in enumerate(line.split("$")):
+            if i % 2 or any(c in part for c in "`{}*_\\[]<>"):
+                continue
+            part = " ".join(part.split())
+            if len(part) > len(best):
+                best = part
+    return best if len(best) >= 30 else ""
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_speaker_notes_or_slide_only_cell_renders(built, chapter):
+    """Notes and slide-only recap cells carry ``remove-cell`` in the source, and neither
+    their prose nor their headings (which would enter the table of contents) appear in
+    the built page."""
+    hidden, visible, untagged = _hidden_and_visible_markdown(chapter)
+    assert not untagged, f"{chapter}: notes/recap cells without remove-cell: {untagged}"
+    main = page(built, chapter).find("main")
+    text = " ".join(main.get_text(" ").split())
+    headings = {" ".join(h.get_text(" ").replace("#", "").split())
+                for h in main.find_all(["h1", "h2", "h3", "h4"])}
+    visible_text = " ".join(" ".join(visible).split())
+    visible_headings = {line.lstrip("#").strip() for cell in visible
+                        for line in cell.splitlines() if line.startswith("#")}
+    for cell in hidden:
+        segment = _longest_plain_segment(cell)
+        if segment and segment not in visible_text:
+            assert segment not in text, f"{chapter}: hidden cell shows: {segment!r}"
+        for line in cell.splitlines():
+            title = line.lstrip("#").strip()
+            if (line.startswith("#") and title not in visible_headings
+                    and "$" not in title):
+                assert title not in headings, f"{chapter}: hidden heading: {title!r}"
+
+
+# --- the digits Hessian of the gradient-descent chapter, against the dense matrix -----
+
+def test_digits_hessian_dense():
+    """The gradient-descent chapter finds the extreme eigenvalues of the digits MLP's
+    Hessian at initialisation by Lanczos on Hessian-vector products (it forms no
+    matrix). Here the full 4810 x 4810 Hessian is formed in float64 and diagonalised:
+    the Lanczos values agree with its extreme eigenvalues, the Hessian is indefinite,
+    and twenty power iterations fall short of lambda_max (the gap the chapter shows)."""
+    import numpy as np
+    import torch
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from optbook.book.data import load_digits
+    from optbook.book.training import mlp
+
+    data = load_digits()
+    torch.manual_seed(0)                       # the chapter's initial weights
+    model = mlp()
+    params = list(model.parameters())
+    X, y = data.X_train, data.y_train
+    sizes = [p.numel() for p in params]
+    n = sum(sizes)
+
+    loss = torch.nn.functional.cross_entropy(model(X), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+
+    def matvec(v):
+        vector = torch.as_tensor(np.ravel(v), dtype=torch.float32)
+        pieces = [q.view_as(p) for q, p in zip(torch.split(vector, sizes), params)]
+        hv = torch.autograd.grad(grads, params, grad_outputs=pieces, retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv]).double().numpy()
+
+    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(n)
+    lanczos_max = eigsh(op, k=1, which="LA", tol=1e-6, v0=v0)[0][0]
+    lanczos_min = eigsh(op, k=1, which="SA", tol=1e-6, v0=v0)[0][0]
+
+    names = [name for name, _ in model.named_parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in params]).double()
+
+    def loss_of(w):
+        parts = torch.split(w, sizes)
+        weights = {k: q.view_as(p) for k, q, p in zip(names, parts, params)}
+        logits = torch.func.functional_call(model, weights, (X.double(),))
+        return torch.nn.functional.cross_entropy(logits, y)
+
+    grad_of = torch.func.grad(loss_of)
+    dense = torch.func.vmap(lambda v: torch.func.jvp(grad_of, (flat,), (v,))[1],
+                            chunk_size=256)(torch.eye(n, dtype=torch.float64))
+    assert dense.shape == (4810, 4810)
+    assert (dense - dense.T).abs().max().item() < 1e-12
+    exact = np.linalg.eigvalsh(dense.numpy())
+
+    assert abs(lanczos_max - exact[-1]) < 1e-5, (lanczos_max, exact[-1])
+    assert abs(lanczos_min - exact[0]) < 1e-5, (lanczos_min, exact[0])
+    assert exact[0] < 0 < exact[-1] and -exact[0] < exact[-1]   # indefinite
+    assert exact[-2] / exact[-1] > 0.9                          # close top pair
+    v = v0.copy()
+    for _ in range(20):
+        v = matvec(v / np.linalg.norm(v))
+    v /= np.linalg.norm(v)
+    assert v @ matvec(v) < exact[-1] * (1 - 0.005)              # not converged
+
+
+# --- one colour per method, book-wide ---------------------------------------------------
+
+CORE = ["gradient_descent", "ewma", "momentum", "adagrad", "rmsprop", "adam", "amsgrad"]
+
+
+def test_one_colour_per_method():
+    """No two methods share a colour (gd and sgd are one method), shades of a method
+    stay distinct and light-to-dark, and the core chapters take every colour from the
+    style module: no hexadecimal literal in their code."""
+    import re
+
+    import jupytext
+    from matplotlib.colors import to_rgb
+
+    from optbook.book.plotting import COLORS, shades
+
+    methods = {k: v for k, v in COLORS.items() if k != "sgd"}
+    assert COLORS["sgd"] == COLORS["gd"]
+    assert len(set(methods.values())) == len(methods), methods
+    ladder = shades("adam", 4)
+    assert len(set(ladder)) == 4
+    brightness = [sum(to_rgb(c)) for c in ladder]
+    assert brightness == sorted(brightness, reverse=True)
+    assert shades("adam", 1) == [COLORS["adam"]]
+    with pytest.raises(ValueError, match="role"):
+        shades("lion", 2)
+    with pytest.raises(ValueError, match="n"):
+        shades("adam", 0)
+    for chapter in CORE:
+        notebook = jupytext.read(ROOT / "chapters" / f"{chapter}.md")
+        code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+        assert not re.search(r"[\"']#[0-9a-fA-F]{6}[\"']", code), chapter

@@ -7,20 +7,43 @@ drawn as connected dots.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import to_hex, to_rgb
 
-__all__ = ["use_book_style", "show_trace_2d", "COLORS"]
+__all__ = ["use_book_style", "show_trace_2d", "shades", "COLORS"]
 
-#: Colours by role, so a method keeps its colour across chapters.
+#: One colour per method, book-wide: a method keeps its colour in every chapter, and no
+#: two methods share one.  "gd" and "sgd" are one method (full-batch or mini-batch
+#: gradient steps) and share a colour; variants of one method (several step sizes,
+#: schedules) are told apart with :func:`shades` of that colour or with line styles,
+#: never with another method's colour.  "other" (grey) is for baselines and curves
+#: that are not a method (bounds, predictions, targets).
 COLORS = {
     "gd": "#ff7f0e", "sgd": "#ff7f0e", "momentum": "#2ca02c", "nesterov": "#17becf",
     "adagrad": "#9467bd", "rmsprop": "#8c564b", "adam": "#d62728", "amsgrad": "#1f77b4",
+    "adamw": "#e377c2", "nadam": "#bcbd22", "radam": "#393b79", "adamax": "#8c6d31",
+    "adadelta": "#637939", "lookahead": "#843c39", "adabound": "#7b4173",
     "other": "#7f7f7f",
 }
+
+
+def shades(role: str, n: int) -> List[str]:
+    """``n`` shades of one role's colour, light to dark, for variants of one method
+    (e.g. three step sizes of SGD), so that the method still reads as one colour."""
+    if role not in COLORS:
+        raise ValueError(f"Invalid role: {role!r} (one of {sorted(COLORS)})")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"Invalid n: {n!r} (a positive int)")
+    base = np.array(to_rgb(COLORS[role]))
+    out = []
+    for s in (np.linspace(0.5, -0.4, n) if n > 1 else [0.0]):
+        rgb = base + (1 - base) * s if s > 0 else base * (1 + s)  # toward white / black
+        out.append(to_hex(np.clip(rgb, 0, 1)))
+    return out
 
 
 def use_book_style() -> None:
@@ -59,10 +82,11 @@ def show_trace_2d(
         _, ax = plt.subplots(figsize=(4.5, 3.2))
     x1, x2 = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
     z = f(torch.tensor(np.stack([x1, x2]))).numpy()
-    ax.contour(x1, x2, z, levels=levels, colors="#1f77b4", linewidths=0.6)
-    palette = list(plt.rcParams["axes.prop_cycle"].by_key()["color"])
-    for i, (label, path) in enumerate(traces.items()):
-        color = (colors or {}).get(label, palette[(i + 1) % len(palette)])
+    # Grey contours: blue is AMSGrad's colour, and a path must not read as a method
+    # it is not; a path without a colour in ``colors`` is drawn in "other" grey.
+    ax.contour(x1, x2, z, levels=levels, colors="#b3b3b3", linewidths=0.6)
+    for label, path in traces.items():
+        color = (colors or {}).get(label, COLORS["other"])
         ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1, label=label)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
