@@ -7,16 +7,18 @@ JB := $(VENV)/bin/jupyter-book
 STAMP := $(VENV)/.installed
 BUILD := _build
 
-.PHONY: book site notebooks slides lab test test-fast install clean
+.PHONY: book site notebooks slides lab test test-fast install gpu-report clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# Everything from requirements.lock: every transitive package pinned and hashed (pip
+# itself too), compiled by uv from requirements.txt (README: "Updating the pinned
+# versions"); then d2l without its own pins, and optbook built by the locked setuptools.
+$(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	$(PY) -m pip install -q --no-deps d2l==1.0.3
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 # The site, the downloadable notebooks and the slide decks.
@@ -57,6 +59,12 @@ test: book
 # The inner loop: no build, no slow tests.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" -n 2
+
+# CUDA measurements of the book and optbook (README: GPU report): no install step, so
+# it runs under a lent device's own python3 as well as under the venv.
+GPU_REPORT_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-report:
+	$(GPU_REPORT_PY) code/scripts/gpu_report.py $(GPU_REPORT_ARGS)
 
 clean:
 	rm -rf $(BUILD)

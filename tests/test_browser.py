@@ -3,23 +3,32 @@
 Headless Chromium (Debian's ``chromium``, driven by playwright) opens every chapter
 page and every deck from a local HTTP server, with every request that leaves
 localhost blocked, and checks what a reader would see: mathematics typeset, images
-loaded, no console errors, internal links that resolve.  Screenshots go to
-``_build/screenshots/``.  Without a browser these tests skip and say how to get one.
+loaded, no console errors, internal links that resolve.  At a phone's 390 x 844 the
+menu button opens the chapter list and a chapter can be reached from it; at 390 px and
+1280 px no page is wider than the window (wide tables and figures scroll in their own
+boxes).  Search works from the local server and, titles only with a note saying so,
+from ``file://``.  The footer, the general index and the proof index are checked on
+the built pages.  Screenshots go to ``_build/screenshots/``.  Without a browser these
+tests skip and say how to get one.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import http.server
+import re
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import nbformat
 import pytest
-
-from test_book import CHAPTERS, HTML
+import yaml
+from bs4 import BeautifulSoup
+from test_book import CHAPTERS, HTML, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +82,8 @@ class Visit:
 
     def _route(self, route):
         host = urlparse(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+        if route.request.url.startswith(("data:", "blob:", "file:")) or \
+                host in ("127.0.0.1", "localhost"):
             route.continue_()
         else:
             self.blocked.append(route.request.url)
@@ -137,7 +147,7 @@ def test_chapter_page_in_browser(browser, server, docname):
             if target is not None and not target.exists():
                 broken.append(href)
         assert not broken, f"internal links that do not resolve: {broken}"
-        assert not visit.blocked, f"the page tried to reach the network: {visit.blocked[:5]}"
+        assert not visit.blocked, f"requests to the network: {visit.blocked[:5]}"
         assert not visit.errors, f"console errors: {visit.errors[:5]}"
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{Path(docname).name}.png"), full_page=True)
@@ -203,3 +213,224 @@ def test_offline_assets_are_local():
         assert remote not in deck, f"{remote} in a deck"
     assert (HTML / "slides" / "vendor" / "reveal.js" / "dist" / "reveal.js").exists()
     assert (HTML / "slides" / "vendor" / "mathjax" / "MathJax.js").exists()
+
+
+# --- the site on a phone and on a laptop ---------------------------------------------
+
+PHONE, LAPTOP = (390, 844), (1280, 900)
+
+
+def site_pages() -> list[str]:
+    """Every HTML page of the site a reader can reach (not the slide decks)."""
+    pages = sorted(str(p.relative_to(HTML)) for p in (HTML / "chapters").glob("*.html"))
+    return pages + [n for n in ("genindex.html", "prf-prf.html", "search.html")
+                    if (HTML / n).exists()]
+
+
+def in_view(page, selector: str) -> bool:
+    """Whether the element is displayed and lies (mostly) inside the window."""
+    return page.evaluate("""(sel) => { const e = document.querySelector(sel);
+        if (!e || e.offsetParent === null && getComputedStyle(e).position !== 'fixed')
+            return false;
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && r.left >= -1 && r.right <= innerWidth + 1; }""", selector)
+
+
+def test_phone_menu_opens_and_navigates(browser, server):
+    """At 390 x 844 the menu button opens the chapter list; a link in it works."""
+    start, target = PAGES[1], PAGES[2]
+    visit = Visit(browser, f"{server}{start}.html", viewport=PHONE)
+    page = visit.page
+    try:
+        sidebar = ".bd-sidebar-primary"
+        assert not in_view(page, sidebar), "the chapter list is open before the tap"
+        buttons = page.locator(".primary-toggle:visible")
+        assert buttons.count() >= 1, "no visible menu button at 390 px"
+        buttons.first.click()
+        page.wait_for_timeout(600)  # the drawer slides in
+        assert in_view(page, sidebar), "the menu button did not open the chapter list"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "phone-menu.png"))
+        href = f"{Path(target).name}.html"
+        link = page.locator(f"{sidebar} a[href$='{href}']:visible").first
+        link.click()
+        page.wait_for_url(f"**/{target}.html", timeout=15000)
+        assert page.url.endswith(f"{target}.html")
+        assert not in_view(page, sidebar), "the chapter list stays open on the new page"
+        assert not visit.errors, f"console errors: {visit.errors[:5]}"
+        assert not visit.blocked, f"requests to the network: {visit.blocked[:5]}"
+    finally:
+        visit.close()
+
+
+def test_laptop_header_has_no_empty_strip(browser, server):
+    """At 1280 px: one search box, and no empty header bar above the article."""
+    visit = Visit(browser, f"{server}{PAGES[1]}.html", viewport=LAPTOP)
+    page = visit.page
+    try:
+        fields = page.evaluate("""[...document.querySelectorAll('.search-button-field')]
+            .filter(e => e.offsetParent !== null).length""")
+        assert fields <= 1, f"{fields} search boxes visible at 1280 px"
+        strip = page.evaluate("""(() => {
+            const h = document.querySelector('.bd-header');
+            return h ? h.getBoundingClientRect().height : 0; })()""")
+        assert strip < 1, f"an empty {strip:.0f} px header strip above the article"
+        assert in_view(page, ".bd-sidebar-primary"), "no chapter list at 1280 px"
+        assert not visit.errors, f"console errors: {visit.errors[:5]}"
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["390px", "1280px"])
+def test_no_page_wider_than_the_window(browser, server, viewport):
+    """scrollWidth <= innerWidth on every page: wide content scrolls in its own box."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url)
+               .hostname in ("127.0.0.1", "localhost") else route.abort())
+    too_wide = {}
+    try:
+        pages = site_pages()
+        assert len(pages) >= len(PAGES)
+        for name in pages:
+            page.goto(f"{server}{name}", wait_until="load")
+            page.evaluate("""async () => { if (window.MathJax && MathJax.startup)
+                await MathJax.startup.promise; }""")
+            width, window = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]")
+            if width > window:
+                too_wide[name] = width
+            if name == "chapters/bakeoff.html":  # its wide table, in view
+                page.evaluate("""() => { const t = [...document.querySelectorAll(
+                    'article table')].sort((a, b) => b.scrollWidth - a.scrollWidth)[0];
+                    if (t) t.scrollIntoView({block: "center", behavior: "instant"});
+                    }""")
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / f"bakeoff-{viewport[0]}.png"))
+    finally:
+        page.close()
+    assert not too_wide, f"pages wider than {viewport[0]} px: {too_wide}"
+
+
+def _search(page, url: str) -> list[str]:
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#search-results li", timeout=30000)
+    page.wait_for_timeout(1500)  # summaries, when fetched, arrive after the titles
+    return page.evaluate("[...document.querySelectorAll('#search-results li')]"
+                         ".map(li => li.innerText)")
+
+
+def test_search_over_http_shows_summaries(browser, server):
+    visit = Visit(browser, f"{server}search.html")
+    page = visit.page
+    try:
+        results = _search(page, f"{server}search.html?q=adam")
+        assert len(results) >= 3, results
+        assert page.locator("#search-results p.context").count() >= 1, "no summaries"
+        assert page.locator(".optbook-search-note").count() == 0
+        assert not visit.errors, f"console errors: {visit.errors[:5]}"
+    finally:
+        visit.close()
+
+
+def test_search_from_a_file_says_titles_only(browser):
+    """Opened as file://, search lists titles, logs no CORS error, and says why."""
+    visit = Visit(browser, (HTML / "search.html").as_uri())
+    page = visit.page
+    try:
+        results = _search(page, (HTML / "search.html").as_uri() + "?q=adam")
+        assert len(results) >= 3, results
+        note = page.locator("#search-results").locator("xpath=..").locator(
+            ".optbook-search-note")
+        assert note.count() == 1 and note.first.is_visible()
+        assert "http.server" in note.first.inner_text()
+        assert not visit.errors, f"console errors: {visit.errors[:5]}"
+        assert not visit.blocked, f"requests to the network: {visit.blocked[:5]}"
+    finally:
+        visit.close()
+
+
+# --- footer, licences, indexes (the built pages, no browser) -------------------------
+
+def _soup(name: str) -> BeautifulSoup:
+    return BeautifulSoup((HTML / name).read_text(), "html.parser")
+
+
+def _book_config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def test_footer_gives_version_date_commit_and_licences():
+    import optbook
+
+    url = str((_book_config().get("repository") or {}).get("url") or "").strip()
+    commits = set()
+    for name in site_pages():
+        footer = _soup(name).select_one(".optbook-footer")
+        assert footer is not None, f"no footer on {name}"
+        text = footer.get_text(" ", strip=True)
+        assert f"optbook {optbook.__version__}" in text, text
+        day = re.search(r"built (\d{4}-\d{2}-\d{2})", text)
+        assert day, text
+        assert datetime.date.fromisoformat(day.group(1)) <= datetime.date.today()
+        commit = re.search(r"commit ([0-9a-f]{7,40})", text)
+        if (ROOT / ".git").exists():
+            assert commit, text
+            commits.add(commit.group(1))
+        else:
+            assert "not built from a git checkout" in text, text
+        assert "CC BY-SA 4.0" in text and "MIT" in text
+        hrefs = [a["href"] for a in footer.select("a[href]")]
+        assert "https://creativecommons.org/licenses/by-sa/4.0/" in hrefs
+        licence = [h for h in hrefs if h.endswith("LICENSE.txt")]
+        assert licence and (HTML / name).parent.joinpath(licence[0]).resolve().exists()
+        button = _soup(name).select(f'a[href="{url}"]') if url else []
+        if url:
+            assert url in hrefs and button, f"{name} does not link to {url}"
+        else:
+            assert not any("github.com" in h for h in hrefs), hrefs
+    assert len(commits) <= 1, commits
+    if commits and shutil.which("git"):
+        sha = commits.pop()
+        known = subprocess.run(
+            ["git", "-C", str(ROOT), "cat-file", "-e", f"{sha}^{{commit}}"],
+            capture_output=True)
+        assert known.returncode == 0, f"the footer's commit {sha} is not in the repo"
+    assert (HTML / "LICENSE.txt").read_text() == (ROOT / "LICENSE").read_text()
+
+
+def _index_links(name: str) -> list[tuple[str, str]]:
+    article = _soup(name).select_one("article")
+    return [(a.get_text(" ", strip=True), a["href"]) for a in article.select("a[href]")
+            if not a["href"].startswith("#")]
+
+
+def _resolves(href: str) -> bool:
+    path, _, anchor = href.partition("#")
+    target = HTML / unquote(path)
+    if not target.exists():
+        return False
+    return not anchor or BeautifulSoup(target.read_text(), "html.parser").find(
+        id=unquote(anchor)) is not None
+
+
+def test_general_index_lists_the_optimizers():
+    soup = _soup("genindex.html")
+    text = soup.select_one("article").get_text(" ", strip=True)
+    for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "AMSGrad", "NAdam",
+                 "RAdam", "Adamax", "Adadelta"):
+        assert re.search(rf"(^|\s){name}(\s|,|$)", text), f"{name} is not in the index"
+    links = _index_links("genindex.html")
+    assert len(links) >= 20, f"only {len(links)} index entries"
+    broken = [href for _, href in links if not _resolves(href)]
+    assert not broken, f"index entries that do not resolve: {broken[:5]}"
+
+
+def test_proof_index_names_entries_as_the_pages_do():
+    links = _index_links("prf-prf.html")
+    assert links, "the proof index is empty"
+    labels = {href.partition("#")[2] for _, href in links}
+    for text, href in links:
+        assert re.fullmatch(r"[A-Z][a-z]+ \d+(\.\d+)*", text), f"{text!r} ({href})"
+        assert text not in labels
+    broken = [href for _, href in links if not _resolves(href)]
+    assert not broken, f"proof index entries that do not resolve: {broken[:5]}"
