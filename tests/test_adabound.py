@@ -133,12 +133,21 @@ def test_adabound_state_dict_round_trip():
         assert torch.equal(pa, pb)
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    (dict(lr=-1e-3), "lr"), (dict(lr=0.0), "lr"), (dict(betas=(1.0, 0.999)), "betas[0]"),
-    (dict(betas=(0.9, -0.1)), "betas[1]"), (dict(final_lr=-0.1), "final_lr"),
-    (dict(gamma=0.0), "gamma"), (dict(gamma=1.0), "gamma"), (dict(eps=-1e-8), "eps"),
-    (dict(weight_decay=-0.1), "weight_decay"), (dict(lr=torch.tensor(0.1)), "lr"),
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr=-1e-3), "Invalid learning rate: -0.001"),
+    (dict(lr=0.0), "Invalid learning rate: 0.0"),
+    (dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (dict(final_lr=-0.1), "Invalid final_lr value: -0.1"),
+    (dict(gamma=0.0), "Invalid gamma value: 0.0"),
+    (dict(gamma=1.0), "Invalid gamma value: 1.0"),
+    (dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    # a 0-d tensor formats as its number, as in torch's own f"{lr}" messages
+    (dict(lr=torch.tensor(0.1)), "Invalid learning rate: 0.10000000149011612 ("),
 ])
-def test_adabound_validation(kwargs, param):
-    with pytest.raises(ValueError, match=f"Invalid {param}".replace("[", r"\[").replace("]", r"\]")):
+def test_adabound_validation(kwargs, message):
+    """torch.optim.Adam's words for the hyperparameters the two share."""
+    with pytest.raises(ValueError) as info:
         AdaBound([torch.zeros(1, requires_grad=True)], **kwargs)
+    assert str(info.value).startswith(message), str(info.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from twins import decays, single_tensor_grid
+from twins import decays, foreach_grid, single_tensor_grid
 
 
 @st.composite
@@ -19,3 +19,9 @@ def adadelta_hyper(draw):
 
 
 test_adadelta_matches_torch = single_tensor_grid("Adadelta", adadelta_hyper())
+test_adadelta_foreach_matches_torch_foreach = foreach_grid("Adadelta", adadelta_hyper(), torch_foreach=True)
+# On the CPU torch's two Adadelta paths agree bit for bit, so the foreach twin also
+# equals torch's single-tensor path: the tightest tolerance, zero.
+test_adadelta_foreach_matches_torch_single_tensor_on_cpu = foreach_grid(
+    "Adadelta", adadelta_hyper(), torch_foreach=False
+)

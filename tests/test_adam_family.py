@@ -226,15 +226,15 @@ def test_edge_values_torch_accepts_are_accepted(name, kwargs):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("flag", ["foreach", "capturable", "differentiable"])
+@pytest.mark.parametrize("flag", ["capturable", "differentiable"])
 def test_unimplemented_code_paths_are_refused_not_ignored(name, flag):
     with pytest.raises(ValueError, match=flag):
         getattr(af, name)(P(), **{flag: True})
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_foreach_false_and_none_take_the_single_tensor_path(name):
-    for foreach in (None, False):
+def test_foreach_values_are_kept_in_param_groups_as_torch_keeps_them(name):
+    for foreach in (None, False, True):
         opt = getattr(af, name)(P(), foreach=foreach)
         assert opt.param_groups[0]["foreach"] is foreach
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import optbook
 
-from twins import betas_st, decays, epss, lrs, single_tensor_grid
+from twins import betas_st, decays, epss, foreach_grid, lrs, single_tensor_grid
 
 
 @st.composite
@@ -22,6 +22,12 @@ def adamax_hyper(draw):
 
 
 test_adamax_matches_torch = single_tensor_grid("Adamax", adamax_hyper())
+test_adamax_foreach_matches_torch_foreach = foreach_grid("Adamax", adamax_hyper(), torch_foreach=True)
+# On the CPU torch's two Adamax paths agree bit for bit, so the foreach twin also
+# equals torch's single-tensor path: the tightest tolerance, zero.
+test_adamax_foreach_matches_torch_single_tensor_on_cpu = foreach_grid(
+    "Adamax", adamax_hyper(), torch_foreach=False
+)
 
 
 def test_adamax_step_is_bounded():

@@ -79,11 +79,13 @@ def test_lookahead_adam_matches_paper_reference():
 def test_lookahead_slow_weights_in_state_and_synchronised():
     A, b, theta0 = quadratic(3)
     _, opt = run_torch(lambda ps: Lookahead(optbook.SGD(ps, lr=0.1), k=5), A, b, theta0, 10)
-    sd = opt.state_dict()
+    sd = opt.state_dict()  # torch.optim's layout (tests/test_checkpoint.py has more)
     param = opt.param_groups[0]["params"][0]
-    assert sd["fast_steps"] == 10 and sd["k"] == 5 and sd["alpha"] == 0.5
-    assert torch.equal(sd["slow_params"][0], param.detach())  # just synchronised at step 10
-    assert "param_groups" in sd["base"]
+    group = sd["param_groups"][0]
+    assert group["lookahead_fast_steps"] == 10
+    assert (group["lookahead_k"], group["lookahead_alpha"]) == (5, 0.5)
+    # just synchronised, at step 10
+    assert torch.equal(sd["state"][0]["slow_param"], param.detach())
 
 
 def test_lookahead_state_dict_round_trip_continues_identically():
@@ -95,7 +97,7 @@ def test_lookahead_state_dict_round_trip_continues_identically():
         pa.grad = A_t @ pa.detach() - b_t
         opt_a.step()
     saved = copy.deepcopy(opt_a.state_dict())
-    assert not torch.equal(saved["slow_params"][0], pa.detach())
+    assert not torch.equal(saved["state"][0]["slow_param"], pa.detach())
     pb = pa.detach().clone().requires_grad_()
     opt_b = Lookahead(optbook.Adam([pb], lr=0.05), k=2, alpha=0.9)  # overwritten by the load
     opt_b.load_state_dict(saved)

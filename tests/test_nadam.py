@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import optbook
 
-from twins import betas_st, decays, epss, lrs, single_tensor_grid
+from twins import betas_st, decays, epss, foreach_grid, lrs, single_tensor_grid
 
 
 @st.composite
@@ -25,6 +25,10 @@ def nadam_hyper(draw):
 
 
 test_nadam_matches_torch = single_tensor_grid("NAdam", nadam_hyper())
+test_nadam_foreach_matches_torch_foreach = foreach_grid("NAdam", nadam_hyper(), torch_foreach=True)
+# torch's own NAdam foreach path differs from its single-tensor path in the last
+# bit (√(v/(1-β2^t)) there, √v/√(1-β2^t) here), so the foreach twin is held to
+# torch's foreach path, bitwise.
 
 
 def test_nadam_state_names_include_mu_product():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import optbook
 
-from twins import betas_st, decays, epss, lrs, single_tensor_grid
+from twins import betas_st, decays, epss, foreach_grid, lrs, single_tensor_grid
 
 
 @st.composite
@@ -24,6 +24,10 @@ def radam_hyper(draw):
 
 
 test_radam_matches_torch = single_tensor_grid("RAdam", radam_hyper())
+test_radam_foreach_matches_torch_foreach = foreach_grid("RAdam", radam_hyper(), torch_foreach=True)
+# torch's own RAdam foreach path differs from its single-tensor path in the last
+# bit (√(v/(1-β2^t)) there, √v/√(1-β2^t) here), so the foreach twin is held to
+# torch's foreach path, bitwise.
 
 
 def test_radam_first_steps_are_bias_corrected_momentum_sgd():

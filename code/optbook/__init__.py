@@ -29,7 +29,7 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
-from .base import compile_step
+from .base import IncompatibleStateDict, compile_step
 from .ewma import EWMA, ewma_sq_update_, ewma_update_
 from .lookahead import Lookahead
 from .nadam import NAdam
@@ -54,6 +54,6 @@ TWINS = {name: name for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "EWMA", "ewma_update_", "ewma_sq_update_",
     "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside", "RMSpropEpsInside",
-    "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step",
+    "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step", "IncompatibleStateDict",
     "NAdam", "RAdam", "Adamax", "Adadelta", "Lookahead", "AdaBound", "schedules",
 ]

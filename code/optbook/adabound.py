@@ -17,10 +17,11 @@ from torch import Tensor
 from .base import (
     ParamsT,
     TwinOptimizer,
+    check_betas_in_unit_interval,
     check_lr,
     check_nonnegative,
-    check_unit_interval,
     new_step_counter,
+    step_value,
     to_scalar,
     zeros_like,
 )
@@ -71,11 +72,16 @@ def adabound_update(
         exp_avg_sq = max_exp_avg_sq                         # AMSBound: v_t <- max(v_1..v_t)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
-    step_size = lr * math.sqrt(bias_correction2) / bias_correction1  # η √(1-β2^t) / (1-β1^t)
+    compiling = isinstance(step, Tensor)                    # torch.compile: t a 0-d tensor
+    root2 = bias_correction2.sqrt() if compiling else math.sqrt(bias_correction2)
+    step_size = lr * root2 / bias_correction1               # η √(1-β2^t) / (1-β1^t)
     scaled_final_lr = final_lr * lr / base_lr               # η* follows lr schedules
     lower, upper = adabound_bounds(step, scaled_final_lr, gamma)
     denom = exp_avg_sq.sqrt().add_(eps)                     # √v_t + ε
-    clipped = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper)  # Clip(η_t/(√v_t+ε), η_l, η_u)
+    if compiling:
+        clipped = (step_size / denom).clamp_(lower, upper)
+    else:
+        clipped = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper)  # Clip(η_t/(√v_t+ε), η_l, η_u)
     param.addcmul_(clipped, exp_avg, value=-1)              # θ_t = θ_{t-1} - clipped ⊙ m_t
 # [adabound-end]
 
@@ -120,12 +126,12 @@ class AdaBound(TwinOptimizer):
     ) -> None:
         check_lr(lr)
         if torch.is_tensor(lr):
-            raise ValueError("Invalid lr: a Tensor lr is not supported by AdaBound; pass a float")
-        for index in (0, 1):
-            check_unit_interval(f"betas[{index}]", betas[index])
+            raise ValueError(f"Invalid learning rate: {lr} (a Tensor lr is not "
+                             "supported by AdaBound; pass a float)")
+        check_betas_in_unit_interval(betas)
         check_nonnegative("final_lr", final_lr)
         if not 0.0 < gamma < 1.0:
-            raise ValueError(f"Invalid gamma: {gamma!r} (must be in (0, 1))")
+            raise ValueError(f"Invalid gamma value: {gamma} (must be in (0, 1))")
         check_nonnegative("eps", eps)
         check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=betas, final_lr=final_lr, gamma=gamma, eps=eps,
@@ -136,9 +142,14 @@ class AdaBound(TwinOptimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         if group["lr"] == 0:
-            raise ValueError("Invalid lr: AdaBound needs lr > 0 when a group is added "
-                             "(final_lr is scaled by lr / base_lr)")
+            raise ValueError(f"Invalid learning rate: {group['lr']} (AdaBound needs "
+                             "lr > 0 when a group is added: final_lr is scaled by "
+                             "lr / base_lr)")
         group.setdefault("base_lr", group["lr"])
+
+    def _required_group_keys(self) -> set:
+        # An Adam state_dict lacks these; refused at load, not at the next step.
+        return super()._required_group_keys() | {"base_lr"}
 
     def _init_state(self, param: Tensor, state: dict, group: dict) -> None:
         state["step"] = new_step_counter()
@@ -154,7 +165,7 @@ class AdaBound(TwinOptimizer):
         beta1, beta2 = group["betas"]
         adabound_update(
             param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-            state["step"].item(),
+            step_value(state["step"]),
             lr=float(to_scalar(group["lr"])), base_lr=group["base_lr"], beta1=beta1,
             beta2=beta2, final_lr=group["final_lr"], gamma=group["gamma"], eps=group["eps"],
             weight_decay=group["weight_decay"], amsbound=group["amsbound"],

@@ -14,18 +14,23 @@ from torch import Tensor
 from .base import (
     ParamsT,
     Scalar,
+    TensorList,
     TwinOptimizer,
     as_real,
+    as_real_list,
+    ascent_and_l2,
     check_lr,
     check_nonnegative,
-    check_single_tensor_flags,
+    check_supported_flags,
+    increment_steps,
+    invalid,
     new_step_counter,
     to_scalar,
     zeros_like,
 )
 from .ewma import ewma_sq_update_
 
-__all__ = ["Adadelta", "adadelta_update"]
+__all__ = ["Adadelta", "adadelta_update", "adadelta_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
@@ -50,15 +55,56 @@ def adadelta_update(
         grad = grad.add(param, alpha=weight_decay)          # (eq-av-l2)            g <- g + λθ
     complex_param = torch.is_complex(param)
     grad = as_real(grad)                                    # complex -> pairs of reals (not param)
-    ewma_sq_update_(square_avg, grad, rho)                  # (eq-av-adadelta-v)    v_t = ρ v_{t-1} + (1-ρ) g_t²
+    ewma_sq_update_(square_avg, grad, rho)                  # (eq-av-adadelta-v)    v_t = β v_{t-1} + (1-β) g_t²
     std = square_avg.add(eps).sqrt_()                       # (eq-av-adadelta-step) RMS[g]_t = √(v_t + ε)
-    delta = acc_delta.add(eps).sqrt_()                      # (eq-av-adadelta-step) RMS[Δθ]_{t-1} = √(u_{t-1} + ε)
+    delta = acc_delta.add(eps).sqrt_()                      # (eq-av-adadelta-step) RMS[Δθ]_{t-1} = √(z_{t-1} + ε)
     delta.div_(std).mul_(grad)                              # (eq-av-adadelta-step) Δθ_t = RMS[Δθ]_{t-1} / RMS[g]_t · g_t
-    ewma_sq_update_(acc_delta, delta, rho)                  # (eq-av-adadelta-u)    u_t = ρ u_{t-1} + (1-ρ) Δθ_t²
+    ewma_sq_update_(acc_delta, delta, rho)                  # (eq-av-adadelta-u)    z_t = β z_{t-1} + (1-β) Δθ_t²
     if complex_param:
         delta = torch.view_as_complex(delta)                # pairs of reals -> complex
     param.add_(delta, alpha=-lr)                            # (eq-av-adadelta-step) θ_t = θ_{t-1} - η Δθ_t
 # [adadelta-end]
+
+
+# ----------------------------------------------------------------------------------
+# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_adadelta.
+# ----------------------------------------------------------------------------------
+
+
+# [adadelta-foreach-start]
+def adadelta_foreach_update(
+    params: TensorList,
+    grads: TensorList,
+    square_avgs: TensorList,
+    acc_deltas: TensorList,
+    *,
+    lr: Scalar,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """Adadelta on a list of tensors of one device and dtype."""
+    params, grads = as_real_list(params), as_real_list(grads)
+    square_avgs, acc_deltas = as_real_list(square_avgs), as_real_list(acc_deltas)
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,  # (eq-av-l2)
+                          maximize=maximize)
+    torch._foreach_mul_(square_avgs, rho)                       # (eq-av-adadelta-v)
+    torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - rho)
+    std = torch._foreach_add(square_avgs, eps)
+    torch._foreach_sqrt_(std)                                   # √(v_t + ε)
+    deltas = torch._foreach_add(acc_deltas, eps)
+    torch._foreach_sqrt_(deltas)                                # √(z_{t-1} + ε)
+    torch._foreach_div_(deltas, std)
+    torch._foreach_mul_(deltas, grads)                          # Δθ_t = √(z_{t-1}+ε)/√(v_t+ε) g_t
+    torch._foreach_mul_(acc_deltas, rho)                        # (eq-av-adadelta-u)
+    torch._foreach_addcmul_(acc_deltas, deltas, deltas, value=1 - rho)
+    if isinstance(lr, Tensor) and torch.compiler.is_compiling():
+        torch._foreach_mul_(deltas, -lr)
+        torch._foreach_add_(params, deltas)                     # (eq-av-adadelta-step)
+    else:
+        torch._foreach_add_(params, deltas, alpha=-lr)          # (eq-av-adadelta-step)
+# [adadelta-foreach-end]
 
 
 # ----------------------------------------------------------------------------------
@@ -74,6 +120,11 @@ class Adadelta(TwinOptimizer):
     coefficients of the book, torch accepts ``rho`` anywhere in [0, 1], 1 included.
     """
 
+    supports_foreach = True
+
+    #: What torch.optim.Adadelta.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(foreach=None, maximize=False, differentiable=False,
+                           capturable=False)
 
     def __init__(
         self,
@@ -90,10 +141,10 @@ class Adadelta(TwinOptimizer):
     ) -> None:
         check_lr(lr)
         if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho: {rho!r} (must be in [0, 1])")
+            raise invalid("rho", rho)
         check_nonnegative("eps", eps)
         check_nonnegative("weight_decay", weight_decay)
-        check_single_tensor_flags(foreach, capturable=capturable, differentiable=differentiable)
+        check_supported_flags(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
             capturable=capturable, foreach=foreach, differentiable=differentiable,
@@ -111,4 +162,12 @@ class Adadelta(TwinOptimizer):
             param, grad, as_real(state["square_avg"]), as_real(state["acc_delta"]),
             lr=to_scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
             weight_decay=group["weight_decay"],
+        )
+
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        increment_steps([s["step"] for s in states])
+        self._functional(adadelta_foreach_update)(
+            params, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
+            lr=to_scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
+            weight_decay=group["weight_decay"], maximize=group["maximize"],
         )

@@ -18,6 +18,7 @@ from .base import (
     TwinOptimizer,
     as_real,
     as_real_list,
+    ascent_and_l2,
     check_lr,
     check_nonnegative,
     check_supported_flags,
@@ -74,12 +75,13 @@ def adagrad_foreach_update(
     lr_decay: float,
     weight_decay: float,
     eps: float,
+    maximize: bool = False,
 ) -> None:
     """AdaGrad on a list of tensors of one device and dtype."""
     params, grads, state_sums = as_real_list(params), as_real_list(grads), as_real_list(state_sums)
-    grads_are_ours = weight_decay != 0                                 # a temporary we may overwrite
-    if weight_decay != 0:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)  # (eq-l2)           g <- g + λθ
+    grads_are_ours = maximize or weight_decay != 0                     # a temporary we may overwrite
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)            g <- g + λθ
+                          maximize=maximize)
     minus_clr = [-lr / (1 + (step_value(step) - 1) * lr_decay) for step in steps]  # (eq-adagrad-decay) -η_t
     torch._foreach_addcmul_(state_sums, grads, grads, value=1)         # (eq-adagrad-s)    s_t = s_{t-1} + g_t²
     std = torch._foreach_sqrt(state_sums)                              # (eq-adagrad-step) √s_t
@@ -107,6 +109,11 @@ class Adagrad(TwinOptimizer):
     """
 
     supports_foreach = True
+
+    #: What torch.optim.Adagrad.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(foreach=None, maximize=False, differentiable=False,
+                           fused=None)
+    _optional_group_keys = ("initial_accumulator_value",)  # read at construction only
 
     def __init__(
         self,
@@ -148,7 +155,7 @@ class Adagrad(TwinOptimizer):
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         state["step"] += 1
         adagrad_update(
-            param, grad, as_real(state["sum"]), state["step"].item(),
+            param, grad, as_real(state["sum"]), step_value(state["step"]),
             lr=to_scalar(group["lr"]), lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"], eps=group["eps"],
         )
@@ -160,4 +167,5 @@ class Adagrad(TwinOptimizer):
             params, grads, [s["sum"] for s in states], steps,
             lr=to_scalar(group["lr"]), lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"], eps=group["eps"],
+            maximize=group["maximize"],
         )

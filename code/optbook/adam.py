@@ -20,11 +20,9 @@ from .base import (
     TwinOptimizer,
     as_real,
     as_real_list,
-    check_betas,
-    check_lr,
-    check_nonnegative,
+    ascent_and_l2,
+    check_adam_hyper,
     check_supported_flags,
-    check_tensor_hyper_with_foreach,
     increment_steps,
     new_step_counter,
     scalar_tensor,
@@ -101,18 +99,20 @@ def adam_foreach_update(
     weight_decay: float,
     amsgrad: bool,
     decoupled_weight_decay: bool,
+    maximize: bool = False,
 ) -> None:
     """Adam (and AMSGrad, and AdamW) on a list of tensors of one device and dtype."""
     step_sizes, bias_correction2_sqrt = adam_step_scalars(steps, lr=lr, beta1=beta1, beta2=beta2)
     adam_foreach_apply(
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step_sizes, bias_correction2_sqrt,
         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-        decoupled_weight_decay=decoupled_weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
     )
 
 
 def adam_step_scalars(steps: TensorList, *, lr: float, beta1: float, beta2: float) -> tuple:
-    """The two numbers per tensor that depend on its step t (scalar work, done once)."""
+    """The two numbers per tensor that depend on its step t (scalar work, done once):
+    Python floats, or under ``torch.compile`` 0-d tensors (see :func:`step_value`)."""
     bias_correction1 = [1 - beta1 ** step_value(step) for step in steps]   # (eq-adam-mhat)  1 - β1^t
     bias_correction2 = [1 - beta2 ** step_value(step) for step in steps]   # (eq-adam-vhat)  1 - β2^t
     step_sizes = [(lr / bc) * -1 for bc in bias_correction1]           #                 -η / (1-β1^t)
@@ -126,8 +126,8 @@ def adam_foreach_apply(
     exp_avgs: TensorList,
     exp_avg_sqs: TensorList,
     max_exp_avg_sqs: Optional[TensorList],
-    step_sizes: Union[Sequence[float], Tensor],
-    bias_correction2_sqrt: Union[Sequence[float], Tensor],
+    step_sizes: Union[Sequence[Scalar], Tensor],
+    bias_correction2_sqrt: Union[Sequence[Scalar], Tensor],
     *,
     lr: Scalar,
     beta1: float,
@@ -136,27 +136,33 @@ def adam_foreach_apply(
     weight_decay: float,
     amsgrad: bool,
     decoupled_weight_decay: bool,
+    maximize: bool = False,
 ) -> None:
-    """The elementwise part of Adam: every line one pass over every tensor."""
+    """The elementwise part of Adam: every line one pass over every tensor.
+
+    Peak memory as torch's: the gradient temporary (the negated copy of ``maximize``,
+    reused for weight decay) is freed before the square root allocates its own."""
     params, grads = as_real_list(params), as_real_list(grads)
     exp_avgs, exp_avg_sqs = as_real_list(exp_avgs), as_real_list(exp_avg_sqs)
     max_exp_avg_sqs = as_real_list(max_exp_avg_sqs)
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            torch._foreach_mul_(params, 1 - lr * weight_decay)         # (eq-adamw)      θ <- (1 - ηλ) θ
-        else:
-            grads = torch._foreach_add(grads, params, alpha=weight_decay)  # (eq-l2)     g <- g + λθ
+    if weight_decay != 0 and decoupled_weight_decay:
+        torch._foreach_mul_(params, 1 - lr * weight_decay)             # (eq-adamw)      θ <- (1 - ηλ) θ
+    l2 = 0 if decoupled_weight_decay else weight_decay
+    grads = ascent_and_l2(grads, params, weight_decay=l2, maximize=maximize)  # (eq-l2) g <- g + λθ
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)                   # (eq-adam-m)     m_t = β1 m_{t-1} + (1-β1) g_t
     torch._foreach_mul_(exp_avg_sqs, beta2)                            # (eq-adam-v)     v_t = β2 v_{t-1}
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)      #                 + (1-β2) g_t²
+    del grads                                                          #                 its last use
     if amsgrad:
         torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)          # (eq-amsgrad-max) v^max_t = max(v^max_{t-1}, v_t)
         exp_avg_sqs = max_exp_avg_sqs                                  #                 and use it in place of v_t
     denom = torch._foreach_sqrt(exp_avg_sqs)                           # (eq-adam-step)  √v_t
-    if isinstance(step_sizes, Tensor):  # compiled: one tensor of scalars, torch's capturable form
-        torch._foreach_div_(denom, bias_correction2_sqrt.unbind(0))    #                 √v̂_t = √v_t / √(1-β2^t)
+    if isinstance(step_sizes, Tensor):  # compile_step: one tensor of scalars
+        step_sizes, bias_correction2_sqrt = step_sizes.unbind(0), bias_correction2_sqrt.unbind(0)
+    if isinstance(step_sizes[0], Tensor):  # compiled: 0-d tensors (torch's capturable form)
+        torch._foreach_div_(denom, bias_correction2_sqrt)              #                 √v̂_t = √v_t / √(1-β2^t)
         torch._foreach_add_(denom, eps)                                #                 √v̂_t + ε
-        torch._foreach_div_(denom, step_sizes.unbind(0))               #                 (√v̂_t + ε) / (-η/(1-β1^t))
+        torch._foreach_div_(denom, step_sizes)                         #                 (√v̂_t + ε) / (-η/(1-β1^t))
         torch._foreach_addcdiv_(params, exp_avgs, denom)               # (eq-adam-step)
     else:
         torch._foreach_div_(denom, bias_correction2_sqrt)              #                 √v̂_t = √v_t / √(1-β2^t)
@@ -187,6 +193,11 @@ class Adam(TwinOptimizer):
     def _foreach_by_default(self, group: dict) -> bool:
         return not torch.is_tensor(group["lr"])
 
+    #: What torch.optim.Adam.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(amsgrad=False, maximize=False, foreach=None,
+                           capturable=False, differentiable=False,
+                           decoupled_weight_decay=False, fused=None)
+
     def __init__(
         self,
         params: ParamsT,
@@ -203,11 +214,7 @@ class Adam(TwinOptimizer):
         fused: Optional[bool] = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_nonnegative("eps", eps)
-        check_betas(betas)
-        check_nonnegative("weight_decay", weight_decay)
-        check_tensor_hyper_with_foreach(foreach, lr=lr, **{"betas[0]": betas[0], "betas[1]": betas[1]})
+        check_adam_hyper(lr, betas, eps, weight_decay, foreach, capturable)
         check_supported_flags(capturable=capturable, differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, betas=(to_scalar(betas[0]), to_scalar(betas[1])), eps=eps,
@@ -230,7 +237,7 @@ class Adam(TwinOptimizer):
         adam_update(
             param, grad, as_real(state["exp_avg"]),
             as_real(state["exp_avg_sq"]), as_real(state.get("max_exp_avg_sq")),
-            state["step"].item(),
+            step_value(state["step"]),
             lr=to_scalar(group["lr"]), beta1=to_scalar(beta1), beta2=to_scalar(beta2),
             eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
@@ -239,8 +246,9 @@ class Adam(TwinOptimizer):
     def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
         lr = to_scalar(group["lr"])
         if torch.is_tensor(lr) and not self.compiled:
-            raise RuntimeError("lr as a Tensor is not supported for foreach=True in optbook.Adam, "
-                               "as in torch.optim.Adam without capturable=True; use a float lr")
+            # torch's words (optbook has no capturable mode)
+            raise RuntimeError("lr as a Tensor is not supported for capturable=False "
+                               "and foreach=True")
         steps = [s["step"] for s in states]
         increment_steps(steps)
         amsgrad = group["amsgrad"]
@@ -248,8 +256,10 @@ class Adam(TwinOptimizer):
         buffers = (params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                    [s["max_exp_avg_sq"] for s in states] if amsgrad else None)
         hyper = dict(eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=amsgrad,
-                     decoupled_weight_decay=group["decoupled_weight_decay"])
-        if not self.compiled:
+                     decoupled_weight_decay=group["decoupled_weight_decay"],
+                     maximize=group["maximize"])
+        if not self.compiled or torch.compiler.is_compiling():
+            # also inside an outer torch.compile, which compiles it (see compile_step)
             adam_foreach_update(*buffers, steps, lr=lr, beta1=beta1, beta2=beta2, **hyper)
             return
         # Compiled: the per-tensor scalars (β^t needs a pow) eagerly, once per tensor, as

@@ -14,19 +14,26 @@ from torch import Tensor
 from .base import (
     ParamsT,
     Scalar,
+    TensorList,
     TwinOptimizer,
     as_real,
+    as_real_list,
+    ascent_and_l2,
     check_betas_in_unit_interval,
     check_lr,
     check_nonnegative,
-    check_single_tensor_flags,
+    check_supported_flags,
+    foreach_addcdiv_,
+    increment_steps,
     new_step_counter,
+    stack_if_compiling,
+    step_value,
     to_scalar,
     zeros_like,
 )
 from .ewma import ewma_update_
 
-__all__ = ["Adamax", "adamax_update"]
+__all__ = ["Adamax", "adamax_update", "adamax_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
@@ -62,6 +69,47 @@ def adamax_update(
 
 
 # ----------------------------------------------------------------------------------
+# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_adamax.
+# ----------------------------------------------------------------------------------
+
+
+# [adamax-foreach-start]
+def adamax_foreach_update(
+    params: TensorList,
+    grads: TensorList,
+    exp_avgs: TensorList,
+    exp_infs: TensorList,
+    steps: TensorList,
+    *,
+    lr: Scalar,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """Adamax on a list of tensors of one device and dtype; ``steps`` already hold t."""
+    params, grads = as_real_list(params), as_real_list(grads)
+    exp_avgs, exp_infs = as_real_list(exp_avgs), as_real_list(exp_infs)
+    copied = maximize or weight_decay != 0  # whether grads is already a temporary of ours
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,  # (eq-av-l2)
+                          maximize=maximize)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)            # (eq-av-adam-m)
+    torch._foreach_mul_(exp_infs, beta2)                        # (eq-av-adamax-u) β2 u_{t-1}
+    if copied:
+        torch._foreach_abs_(grads)                              # |g_t|, in the temporary
+    else:
+        grads = torch._foreach_abs(grads)                       # |g_t| (p.grad untouched)
+    torch._foreach_add_(grads, eps)                             # |g_t| + ε
+    torch._foreach_maximum_(exp_infs, grads)                    # u_t = max(β2 u_{t-1}, |g_t|+ε)
+    lr_value = step_value(lr) if isinstance(lr, Tensor) else lr
+    step_size = stack_if_compiling(                             # -η / (1-β1^t)
+        [(lr_value / (1 - beta1 ** step_value(step))) * -1 for step in steps])
+    foreach_addcdiv_(params, exp_avgs, exp_infs, step_size)     # (eq-av-adamax-step)
+# [adamax-foreach-end]
+
+
+# ----------------------------------------------------------------------------------
 # The optimizer class: torch.optim.Adamax's constructor, defaults, validation and state.
 # ----------------------------------------------------------------------------------
 
@@ -72,6 +120,11 @@ class Adamax(TwinOptimizer):
     State: ``step``, ``exp_avg`` (m) and ``exp_inf`` (u, the decayed ∞-norm).
     """
 
+    supports_foreach = True
+
+    #: What torch.optim.Adamax.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(foreach=None, maximize=False, differentiable=False,
+                           capturable=False)
 
     def __init__(
         self,
@@ -90,7 +143,7 @@ class Adamax(TwinOptimizer):
         check_nonnegative("eps", eps)
         check_betas_in_unit_interval(betas)
         check_nonnegative("weight_decay", weight_decay)
-        check_single_tensor_flags(foreach, differentiable=differentiable, capturable=capturable)
+        check_supported_flags(differentiable=differentiable, capturable=capturable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
             maximize=maximize, differentiable=differentiable, capturable=capturable,
@@ -107,7 +160,17 @@ class Adamax(TwinOptimizer):
         beta1, beta2 = group["betas"]
         adamax_update(
             param, grad, as_real(state["exp_avg"]), as_real(state["exp_inf"]),
-            state["step"].item(),
+            step_value(state["step"]),
             lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"],
+        )
+
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        steps = [s["step"] for s in states]
+        increment_steps(steps)
+        beta1, beta2 = group["betas"]
+        self._functional(adamax_foreach_update)(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_inf"] for s in states],
+            steps, lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], maximize=group["maximize"],
         )

@@ -53,9 +53,19 @@ __all__ = [
     "check_nonnegative",
     "check_unit_interval",
     "check_lr",
+    "check_beta",
+    "check_betas",
+    "check_betas_in_unit_interval",
+    "check_adam_hyper",
+    "check_one_element",
+    "invalid",
+    "IncompatibleStateDict",
     "scalar_dtype",
     "scalar_tensor",
     "to_scalar",
+    "stack_if_compiling",
+    "ascent_and_l2",
+    "foreach_addcdiv_",
 ]
 
 #: A hyperparameter that may be a Python number or a 0-d tensor.
@@ -64,8 +74,15 @@ TensorList = List[Tensor]
 
 
 # ----------------------------------------------------------------------------------
-# Validation: every rule raises ValueError naming the parameter and the value.
+# Validation: every rule raises ValueError naming the parameter and the value, in
+# torch.optim's own words (its messages, e.g. "Invalid learning rate: -0.1", are what
+# torch's test-suite and users' code match); where torch's message names no value,
+# optbook appends one in parentheses.  Rules run in torch's order, so an input with
+# two faults gets the message torch gives.
 # ----------------------------------------------------------------------------------
+
+#: How torch.optim names a hyperparameter in "Invalid <label>: <value>".
+_LABELS = {"lr": "learning rate", "eps": "epsilon value"}
 
 
 def _is_tensor(x: Any) -> bool:
@@ -77,54 +94,85 @@ def _number(x: Any) -> Any:
     return x.item() if _is_tensor(x) else x
 
 
+def invalid(name: str, value: Any) -> ValueError:
+    """torch.optim's message for a hyperparameter out of range, e.g.
+    ``Invalid learning rate: -0.1`` or ``Invalid momentum value: -0.5``."""
+    return ValueError(f"Invalid {_LABELS.get(name, name + ' value')}: {value}")
+
+
 def check_nonnegative(name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value >= 0`` (NaN is rejected too)."""
     if not 0.0 <= _number(value):
-        raise ValueError(f"Invalid {name}: {value!r} (must be >= 0)")
+        raise invalid(name, value)
 
 
 def check_unit_interval(name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``0 <= value < 1`` (an EWMA coefficient)."""
     if not 0.0 <= _number(value) < 1.0:
-        raise ValueError(f"Invalid {name}: {value!r} (must be in [0, 1))")
+        raise invalid(name, value)
+
+
+def check_one_element(name: str, value: Any) -> None:
+    """A hyperparameter given as a Tensor must hold one number."""
+    if _is_tensor(value) and value.numel() != 1:
+        raise ValueError(f"Tensor {name} must be 1-element "
+                         f"(got shape {tuple(value.shape)})")
 
 
 def check_lr(lr: Any) -> None:
     """The learning rate: a non-negative float or a 1-element tensor."""
-    if _is_tensor(lr) and lr.numel() != 1:
-        raise ValueError(f"Invalid lr: a Tensor lr must have 1 element, got shape {tuple(lr.shape)}")
+    check_one_element("lr", lr)
     check_nonnegative("lr", lr)
 
 
-def check_betas(betas: Any) -> None:
-    """Adam's ``betas``: two floats (or two 1-element tensors), each in [0, 1)."""
-    b1, b2 = betas
-    both_floats = isinstance(b1, float) and isinstance(b2, float)
-    both_tensors = _is_tensor(b1) and _is_tensor(b2)
-    if not (both_floats or both_tensors):
-        # torch.optim rejects e.g. betas=(0, 0) because the ints are not floats.
-        raise ValueError(f"Invalid betas: {betas!r} (must be two floats or two Tensors)")
-    for index, beta in enumerate(betas):
-        if both_tensors and beta.numel() != 1:
-            raise ValueError(f"Invalid betas[{index}]: a Tensor beta must have 1 element")
-        check_unit_interval(f"betas[{index}]", beta)
+def check_beta(index: int, beta: Any) -> None:
+    """``betas[index]`` in [0, 1): torch's "Invalid beta parameter at index i"."""
+    check_one_element(f"betas[{index}]", beta)
+    if not 0.0 <= _number(beta) < 1.0:
+        raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
 
 
 def check_betas_in_unit_interval(betas: Any) -> None:
     """torch.optim's rule for NAdam, RAdam and Adamax: each beta in [0, 1)
     (unlike Adam's, ints are accepted)."""
     for index in (0, 1):
-        check_unit_interval(f"betas[{index}]", betas[index])
+        check_beta(index, betas[index])
 
 
-def check_single_tensor_flags(foreach: Optional[bool], **flags: Any) -> None:
-    """For classes with only the single-tensor path: foreach=True is refused
-    (torch would take its multi-tensor path), as are the unimplemented flags."""
-    if foreach:
-        raise ValueError(f"Invalid foreach: {foreach!r} (optbook implements only the "
-                         "single-tensor path for this optimizer; use foreach=None/False, "
-                         "or torch.optim for the multi-tensor path)")
-    check_supported_flags(**flags)
+def check_betas_alike(betas: Any) -> None:
+    """torch.optim.Adam's rule: two floats or two Tensors (so ``(0, 0)``, two ints,
+    is refused)."""
+    b1, b2 = betas
+    if not ((isinstance(b1, float) and isinstance(b2, float))
+            or (_is_tensor(b1) and _is_tensor(b2))):
+        raise ValueError(f"betas must be either both floats or both Tensors "
+                         f"(got betas={betas!r})")
+
+
+def check_adam_hyper(lr: Any, betas: Any, eps: Any, weight_decay: Any,
+                     foreach: Optional[bool], capturable: bool) -> None:
+    """torch.optim.Adam's checks, in its order.  A Tensor ``lr`` or beta on the
+    foreach path needs ``capturable=True`` in torch; optbook refuses capturable
+    itself afterwards (:func:`check_supported_flags`)."""
+    tensor_foreach = bool(foreach) and not capturable
+    if _is_tensor(lr) and tensor_foreach:
+        raise ValueError("lr as a Tensor is not supported for capturable=False and "
+                         "foreach=True")
+    check_lr(lr)
+    check_nonnegative("eps", eps)
+    check_betas_in_unit_interval(betas)
+    check_nonnegative("weight_decay", weight_decay)
+    check_betas_alike(betas)
+    for index in (0, 1):
+        if _is_tensor(betas[index]) and tensor_foreach:
+            raise ValueError(f"betas[{index}] as a Tensor is not supported for "
+                             "capturable=False and foreach=True")
+
+
+def check_betas(betas: Any) -> None:
+    """Adam's ``betas``: two floats (or two 1-element tensors), each in [0, 1)."""
+    check_betas_in_unit_interval(betas)
+    check_betas_alike(betas)
 
 
 def check_supported_flags(**flags: Any) -> None:
@@ -139,17 +187,6 @@ def check_supported_flags(**flags: Any) -> None:
             raise ValueError(
                 f"Invalid {name}: {value!r} (optbook implements the single-tensor and "
                 f"foreach paths; use {name}=None/False, or torch.optim for this path)"
-            )
-
-
-def check_tensor_hyper_with_foreach(foreach: Optional[bool], **hyper: Any) -> None:
-    """torch.optim.Adam's rule: a Tensor ``lr`` or ``betas`` needs ``capturable=True``
-    on the foreach path, and optbook has no capturable mode, so it is refused."""
-    for name, value in hyper.items():
-        if foreach and _is_tensor(value):
-            raise ValueError(
-                f"Invalid {name}: a Tensor {name} is not supported with foreach=True "
-                f"(torch.optim needs capturable=True for it); pass a float"
             )
 
 
@@ -192,13 +229,53 @@ def step_value(step: Tensor) -> Scalar:
     """The step number t: a Python float (one ``.item()``, as torch does), or under
     ``torch.compile`` a 0-d tensor, so the graph is not specialised on t.  In float64,
     like the Python float: β^t and 1 - β^t computed from a float32 counter would
-    lose the precision of a float64 parameter."""
+    lose the precision of a float64 parameter.  torch's ``_get_value`` does the same;
+    one ``.item()`` per parameter would break the compiled graph once per parameter.
+    Also used for other 0-d state (NAdam's ``mu_product``)."""
     return step.to(torch.float64) if torch.compiler.is_compiling() else step.item()
+
+
+def stack_if_compiling(values: Sequence[Scalar]) -> Any:
+    """Per-tensor scalars for a ``_foreach_`` call: the list itself, or under
+    ``torch.compile`` (where they are 0-d tensors) one stacked 1-d tensor, the form
+    the ``_foreach_*(..., scalars: Tensor)`` overloads take (torch does the same)."""
+    if torch.compiler.is_compiling():
+        return torch.stack(list(values))
+    return values
+
+
+def foreach_addcdiv_(params: TensorList, numerators: TensorList,
+                     denominators: TensorList, scalars: Any) -> None:
+    """θ_i += s_i · n_i / d_i with one scalar per tensor: Python numbers (the eager
+    ScalarList overload), or under ``torch.compile`` the tensor that
+    :func:`stack_if_compiling` made, multiplied into the numerators instead, since
+    the Tensor-scalars overload fails in AOTAutograd ("Expected scalars to be on
+    CPU, got meta", torch 2.15) and so under inductor."""
+    if isinstance(scalars, Tensor):
+        numerators = torch._foreach_mul(numerators, scalars.unbind(0))
+        torch._foreach_addcdiv_(params, numerators, denominators)
+    else:
+        torch._foreach_addcdiv_(params, numerators, denominators, scalars)
 
 
 def is_compiled_tensor_lr(lr: Scalar) -> bool:
     """A Tensor lr under torch.compile: use tensor arithmetic, never ``.item()``."""
     return isinstance(lr, Tensor) and torch.compiler.is_compiling()
+
+
+def ascent_and_l2(grads: TensorList, params: TensorList, *, weight_decay: float,
+                  maximize: bool) -> TensorList:
+    """The gradients a multi-tensor update works on: -g for ``maximize`` (a copy),
+    plus λθ for L2 weight decay, added into that copy when there is one (torch's
+    order and torch's temporaries, so the peak memory is torch's too)."""
+    if maximize:
+        grads = torch._foreach_neg(grads)                      # ascent: -g
+    if weight_decay != 0:
+        if maximize:
+            torch._foreach_add_(grads, params, alpha=weight_decay)       # (eq-l2)
+        else:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)  # (eq-l2)
+    return grads
 
 
 def default_to_foreach(params: list, differentiable: bool = False) -> bool:
@@ -240,6 +317,17 @@ def increment_steps(steps: list) -> None:
         torch._foreach_add_(steps, 1)
 
 
+class IncompatibleStateDict(KeyError, ValueError):
+    """A state_dict this optimizer cannot resume from (saved by another optimizer,
+    or missing hyperparameters), raised by ``load_state_dict`` rather than by the
+    next ``step``.  A ``KeyError``, as torch.optim raises where it notices at load
+    (e.g. Adam given SGD's state: ``KeyError: 'step'``), and a ``ValueError``, like
+    any other bad input to optbook."""
+
+    def __str__(self) -> str:  # KeyError would print the message's repr
+        return str(self.args[0]) if self.args else ""
+
+
 class TwinOptimizer(Optimizer):
     """Base class: parameter groups, lazy state, ``maximize``, closures, code paths.
 
@@ -252,7 +340,8 @@ class TwinOptimizer(Optimizer):
     * ``_foreach_update(group, params, grads, states)``, which calls the algorithm's
       multi-tensor update on lists of tensors that share one device and dtype.
 
-    ``grad`` / ``grads`` arrive already negated when ``maximize`` is set.
+    ``grad`` arrives already negated when ``maximize`` is set; ``grads`` do not (the
+    multi-tensor update negates a copy itself, as torch's do, see ``maximize``).
     ``_needs_state(group)`` says whether the algorithm keeps per-parameter state at
     all for this group (plain SGD does not, and then torch.optim creates none).
 
@@ -266,9 +355,92 @@ class TwinOptimizer(Optimizer):
 
     #: Whether the subclass implements ``_foreach_update``.
     supports_foreach: bool = False
+    #: Group keys torch.optim's ``__setstate__`` fills in, with its values, when a
+    #: state_dict saved by an older torch lacks them (one table per class).
+    _group_backfill: dict = {}
+    #: Group keys that no step reads (a state_dict may lack them too).
+    _optional_group_keys: tuple = ()
+    #: 0-d state that an old state_dict may hold as a number (torch's ``__setstate__``
+    #: makes it a tensor again).
+    _scalar_state: tuple = ("step",)
 
     def _needs_state(self, group: dict) -> bool:
         return True
+
+    # ------------------------------------------------------------------------------
+    # Loading: what torch.optim's per-class __setstate__ does, in one place, plus
+    # checks that make a mismatched state_dict fail at load_state_dict, not at step.
+    # ------------------------------------------------------------------------------
+
+    def __setstate__(self, state: dict) -> None:
+        """Called by ``load_state_dict`` (and by unpickling) with the new state.
+
+        Missing group keys are back-filled with torch's values
+        (``_group_backfill``), a step saved as a number becomes a tensor with torch's
+        dtype, and the result is checked: every hyperparameter the step reads is
+        there, and every parameter's state has the keys this optimizer keeps.  On a
+        failed check the optimizer keeps the state it had before the load.
+        """
+        before = {k: self.__dict__[k] for k in ("defaults", "state", "param_groups")
+                  if k in self.__dict__}
+        super().__setstate__(state)
+        try:
+            self._upgrade_loaded_state()
+        except IncompatibleStateDict:
+            self.__dict__.update(before)
+            raise
+
+    def _required_group_keys(self) -> set:
+        # torch's Optimizer.__setstate__ adds "differentiable" to every defaults
+        return (set(self.defaults) - set(self._group_backfill)
+                - set(self._optional_group_keys) - {"differentiable"})
+
+    def _fresh_state(self, param: Tensor, group: dict) -> dict:
+        """The state ``_init_state`` would create (shape-only buffers, on "meta")."""
+        state: dict = {}
+        self._init_state(torch.empty(param.shape, dtype=param.dtype, device="meta"),
+                         state, group)
+        return state
+
+    def _upgrade_loaded_state(self) -> None:
+        problems = []
+        for index, group in enumerate(self.param_groups):
+            for key, value in self._group_backfill.items():
+                group.setdefault(key, value)
+            missing = sorted(self._required_group_keys() - set(group))
+            if missing:
+                problems.append(f"parameter group {index} lacks {missing}")
+        position, state_told = -1, False
+        for group in self.param_groups:
+            for param in group["params"]:
+                position += 1
+                state = self.state.get(param)
+                if not state:
+                    continue  # no state yet: created lazily at the next step
+                try:
+                    fresh = (self._fresh_state(param, group)
+                             if self._needs_state(group) else None)
+                except KeyError:  # the group lacks what these read: told above
+                    fresh = {}
+                if fresh is not None:
+                    missing = sorted(k for k, v in fresh.items()
+                                     if v is not None and k not in state)
+                    if missing and not state_told:  # the first such parameter
+                        state_told = True
+                        problems.append(
+                            f"the state of parameter {position} lacks {missing} (it "
+                            f"has {sorted(state)})")
+                    for key, value in fresh.items():  # None: created at the step
+                        if value is None:
+                            state.setdefault(key, None)
+                for key in self._scalar_state:
+                    if key in state and not torch.is_tensor(state[key]):
+                        state[key] = _loaded_scalar(state[key], param, group)
+        if problems:
+            name = f"optbook.{type(self).__name__}"
+            raise IncompatibleStateDict(
+                f"{name}.load_state_dict: {'; '.join(problems)}; {name} needs them at "
+                "every step: was this state_dict saved by another optimizer?")
 
     def _init_state(self, param: Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
@@ -297,7 +469,9 @@ class TwinOptimizer(Optimizer):
         one process) from using up each other's budget.
         """
         options = getattr(self, "_compile_options", None)
-        if options is None:
+        if options is None or torch.compiler.is_compiling():
+            # Inside an outer torch.compile the plain update is traced into the outer
+            # graph: a nested torch.compile would recompile at every call.
             return update
         cache = self.__dict__.setdefault("_compiled_updates", {})
         key = (update, getattr(self, "_bucket", None))
@@ -366,17 +540,26 @@ class TwinOptimizer(Optimizer):
                     [params, grads], with_indices=True)
                 for bucket, ((bucket_params, bucket_grads), indices) in buckets.items():
                     self._bucket = (group_index, bucket)  # names the compiled copy to use
-                    if group["maximize"]:
-                        # a negated copy: p.grad itself is not modified
-                        bucket_grads = torch._foreach_neg(bucket_grads)
+                    # ``maximize`` is applied inside the multi-tensor update, as in torch,
+                    # so that its negated copy is reused for weight decay and freed early.
                     self._foreach_update(group, bucket_params, bucket_grads,
                                          [states[i] for i in indices])
             else:
                 for param, grad, state in zip(params, grads, states):
                     # torch negates a copy of the gradient; p.grad itself is not modified.
-                    grad = -grad if group["maximize"] else grad
-                    self._update(param, grad, state, group)
+                    # (Passed without a name here, so that the update can free it.)
+                    self._update(param, -grad if group["maximize"] else grad, state, group)
         return loss
+
+
+def _loaded_scalar(value: Any, param: Tensor, group: dict) -> Tensor:
+    """A step (or NAdam's mu_product) saved as a number, as torch's __setstate__
+    rebuilds it: on the parameter's device for capturable or fused groups (float32
+    when fused), else a CPU tensor of :func:`scalar_dtype`."""
+    if group.get("capturable") or group.get("fused"):
+        dtype = torch.float32 if group.get("fused") else scalar_dtype()
+        return torch.tensor(float(value), dtype=dtype, device=param.device)
+    return torch.tensor(float(value), dtype=scalar_dtype())
 
 
 def _own_code_copy(function: Callable) -> Callable:
@@ -416,6 +599,13 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     hyperparameters are constants of the compiled code; changing them (e.g.
     OneCycleLR cycling momentum or betas) recompiles, as with torch.compile of
     torch.optim (whose remedy, Tensor betas with capturable=True, optbook lacks).
+
+    Inside an outer ``torch.compile`` (a compiled training step calling
+    ``optimizer.step()``) the compiled path steps aside: ``step`` runs the plain
+    multi-tensor update, which the outer compilation traces and compiles into its own
+    graph.  A ``torch.compile`` nested in another's tracing would build a new function
+    at each call and recompile at every step; so compiling the training step makes
+    ``compile_step`` unnecessary, and combining the two costs nothing.
     """
     if not isinstance(optimizer, TwinOptimizer) or not optimizer.supports_foreach:
         raise TypeError(f"compile_step needs an optbook twin optimizer (SGD, Adagrad, RMSprop, "

@@ -14,20 +14,27 @@ from torch import Tensor
 from .base import (
     ParamsT,
     Scalar,
+    TensorList,
     TwinOptimizer,
     as_real,
+    as_real_list,
+    ascent_and_l2,
     check_betas_in_unit_interval,
     check_lr,
     check_nonnegative,
-    check_single_tensor_flags,
+    check_supported_flags,
+    foreach_addcdiv_,
+    increment_steps,
     new_step_counter,
     scalar_dtype,
+    stack_if_compiling,
+    step_value,
     to_scalar,
     zeros_like,
 )
 from .ewma import ewma_sq_update_, ewma_update_
 
-__all__ = ["NAdam", "nadam_update", "nadam_mu"]
+__all__ = ["NAdam", "nadam_update", "nadam_mu", "nadam_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
@@ -82,13 +89,66 @@ def nadam_update(
     ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)    m_t = β1 m_{t-1} + (1-β1) g_t
     ewma_sq_update_(exp_avg_sq, grad, beta2)                # (eq-av-adam-v)    v_t = β2 v_{t-1} + (1-β2) g_t²
     denom = exp_avg_sq.div(bias_correction2).sqrt()         # (eq-av-nadam-step) √v̂_t
-    mu_product_next = mu_product.item() * mu_next           # (eq-av-nadam-prod) Π_{t+1} = Π_t μ_{t+1}
+    mu_product_next = step_value(mu_product) * mu_next      # (eq-av-nadam-prod) Π_{t+1} = Π_t μ_{t+1}
     denom.add_(eps)                                         #                   ... + ε
     param.addcdiv_(grad, denom,                             # (eq-av-nadam-step) - η (1-μ_t)/(1-Π_t) g_t / (√v̂_t + ε)
-                   value=(-lr * (1.0 - mu) / (1.0 - mu_product.item())))
+                   value=(-lr * (1.0 - mu) / (1.0 - step_value(mu_product))))
     param.addcdiv_(exp_avg, denom,                          # (eq-av-nadam-step) - η μ_{t+1}/(1-Π_{t+1}) m_t / (√v̂_t + ε)
                    value=((-lr * mu_next) / (1.0 - mu_product_next)))
 # [nadam-end]
+
+
+# ----------------------------------------------------------------------------------
+# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_nadam.
+# ----------------------------------------------------------------------------------
+
+
+# [nadam-foreach-start]
+def nadam_foreach_update(
+    params: TensorList,
+    grads: TensorList,
+    exp_avgs: TensorList,
+    exp_avg_sqs: TensorList,
+    mu_products: TensorList,
+    steps: TensorList,
+    *,
+    lr: Scalar,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
+    """NAdam on a list of tensors of one device and dtype; ``steps`` already hold t."""
+    params, grads = as_real_list(params), as_real_list(grads)
+    exp_avgs, exp_avg_sqs = as_real_list(exp_avgs), as_real_list(exp_avg_sqs)
+    if weight_decay != 0 and decoupled_weight_decay:
+        torch._foreach_mul_(params, 1 - lr * weight_decay)      # (eq-av-adamw) θ <- (1-ηλ) θ
+    l2 = 0 if decoupled_weight_decay else weight_decay
+    grads = ascent_and_l2(grads, params, weight_decay=l2, maximize=maximize)  # (eq-av-l2)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)            # (eq-av-adam-m)
+    torch._foreach_mul_(exp_avg_sqs, beta2)                     # (eq-av-adam-v)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    ts = [step_value(step) for step in steps]
+    bias_correction2_sqrt = [(1 - beta2**t) ** 0.5 for t in ts]  # √(1-β2^t)
+    mus = [nadam_mu(t, beta1, momentum_decay) for t in ts]       # (eq-av-nadam-mu) μ_t
+    mu_nexts = [nadam_mu(t + 1, beta1, momentum_decay) for t in ts]  # μ_{t+1}
+    torch._foreach_mul_(mu_products, mus)                       # (eq-av-nadam-prod)
+    torch._foreach_div_(denom, bias_correction2_sqrt)           # √v̂_t
+    torch._foreach_add_(denom, eps)                             # √v̂_t + ε
+    lr_value = step_value(lr) if isinstance(lr, Tensor) else lr
+    grad_step = stack_if_compiling([                            # -η (1-μ_t)/(1-Π_t)
+        (lr_value * (1.0 - mu) / (1.0 - step_value(mu_product))) * -1
+        for mu_product, mu in zip(mu_products, mus)])
+    avg_step = stack_if_compiling([                             # -η μ_{t+1}/(1-Π_t μ_{t+1})
+        (lr_value * mu_next / (1.0 - step_value(mu_product) * mu_next)) * -1
+        for mu_product, mu_next in zip(mu_products, mu_nexts)])
+    foreach_addcdiv_(params, grads, denom, grad_step)           # (eq-av-nadam-step)
+    foreach_addcdiv_(params, exp_avgs, denom, avg_step)         # (eq-av-nadam-step)
+# [nadam-foreach-end]
 
 
 # ----------------------------------------------------------------------------------
@@ -103,6 +163,12 @@ class NAdam(TwinOptimizer):
     ``step``), ``exp_avg`` (m) and ``exp_avg_sq`` (v).
     """
 
+    supports_foreach = True
+
+    #: What torch.optim.NAdam.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(maximize=False, foreach=None, capturable=False,
+                           differentiable=False, decoupled_weight_decay=False)
+    _scalar_state = ("step", "mu_product")
 
     def __init__(
         self,
@@ -124,7 +190,7 @@ class NAdam(TwinOptimizer):
         check_betas_in_unit_interval(betas)
         check_nonnegative("weight_decay", weight_decay)
         check_nonnegative("momentum_decay", momentum_decay)
-        check_single_tensor_flags(foreach, capturable=capturable, differentiable=differentiable)
+        check_supported_flags(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
@@ -144,8 +210,21 @@ class NAdam(TwinOptimizer):
         beta1, beta2 = group["betas"]
         nadam_update(
             param, grad, as_real(state["exp_avg"]), as_real(state["exp_avg_sq"]),
-            state["mu_product"], state["step"].item(),
+            state["mu_product"], step_value(state["step"]),
             lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
+        )
+
+    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+        steps = [s["step"] for s in states]
+        increment_steps(steps)
+        beta1, beta2 = group["betas"]
+        self._functional(nadam_foreach_update)(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [s["mu_product"] for s in states], steps,
+            lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
         )

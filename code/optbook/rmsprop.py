@@ -18,6 +18,7 @@ from .base import (
     TwinOptimizer,
     as_real,
     as_real_list,
+    ascent_and_l2,
     check_lr,
     check_nonnegative,
     check_supported_flags,
@@ -90,12 +91,13 @@ def rmsprop_foreach_update(
     weight_decay: float,
     momentum: float,
     centered: bool,
+    maximize: bool = False,
 ) -> None:
     """RMSProp (optionally centered, with momentum) on a list of tensors."""
     params, grads, square_avgs = as_real_list(params), as_real_list(grads), as_real_list(square_avgs)
     grad_avgs, momentum_buffers = as_real_list(grad_avgs), as_real_list(momentum_buffers)
-    if weight_decay != 0:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)  # (eq-l2)              g <- g + λθ
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)               g <- g + λθ
+                          maximize=maximize)
     torch._foreach_mul_(square_avgs, alpha)                            # (eq-rmsprop-v)       v_t = β v_{t-1}
     torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)  #                      + (1-β) g_t²
     if centered:
@@ -134,6 +136,10 @@ class RMSprop(TwinOptimizer):
     """
 
     supports_foreach = True
+
+    #: What torch.optim.RMSprop.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(momentum=0, centered=False, foreach=None, maximize=False,
+                           differentiable=False, capturable=False)
 
     def __init__(
         self,
@@ -189,4 +195,5 @@ class RMSprop(TwinOptimizer):
             [s["momentum_buffer"] for s in states] if momentum > 0 else None,
             lr=to_scalar(group["lr"]), alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=momentum, centered=centered,
+            maximize=group["maximize"],
         )

@@ -17,6 +17,7 @@ from .base import (
     TensorList,
     TwinOptimizer,
     as_real,
+    ascent_and_l2,
     check_lr,
     check_nonnegative,
     check_supported_flags,
@@ -77,10 +78,15 @@ def sgd_foreach_update(
     dampening: float,
     nesterov: bool,
     weight_decay: float,
+    maximize: bool = False,
 ) -> List[Optional[Tensor]]:
-    """SGD with heavy-ball or Nesterov momentum on a list; returns the buffers m_t."""
-    if weight_decay != 0:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)  # (eq-l2)        g <- g + λθ
+    """SGD with heavy-ball or Nesterov momentum on a list; returns the buffers m_t.
+
+    As torch's: a temporary only where one is needed (the negated gradient for
+    ``maximize``, reused for weight decay), and Nesterov's d_t is added into the
+    gradients in place (into ``p.grad`` itself when there is no such temporary)."""
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)        g <- g + λθ
+                          maximize=maximize)
     if momentum != 0:
         if all(buf is not None for buf in momentum_buffers):
             torch._foreach_mul_(momentum_buffers, momentum)            # (eq-sgd-m)     m_t = μ m_{t-1}
@@ -92,7 +98,7 @@ def sgd_foreach_update(
                 for buf, grad in zip(momentum_buffers, grads)
             ]
         if nesterov:
-            grads = torch._foreach_add(grads, momentum_buffers, alpha=momentum)  # (eq-nesterov) d_t = g_t + μ m_t
+            torch._foreach_add_(grads, momentum_buffers, alpha=momentum)  # (eq-nesterov) d_t = g_t + μ m_t
         else:
             grads = momentum_buffers                                   # (eq-heavy-ball) d_t = m_t
     if is_compiled_tensor_lr(lr):
@@ -117,6 +123,10 @@ class SGD(TwinOptimizer):
 
     supports_foreach = True
 
+    #: What torch.optim.SGD.__setstate__ fills in (see TwinOptimizer).
+    _group_backfill = dict(nesterov=False, maximize=False, foreach=None,
+                           differentiable=False, fused=False)
+
     def __init__(
         self,
         params: ParamsT,
@@ -136,8 +146,8 @@ class SGD(TwinOptimizer):
         check_nonnegative("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
-                f"Invalid nesterov: True needs momentum > 0 and dampening == 0, "
-                f"got momentum={momentum!r}, dampening={dampening!r}"
+                "Nesterov momentum requires a momentum and zero dampening "
+                f"(got nesterov=True, momentum={momentum!r}, dampening={dampening!r})"
             )
         check_supported_flags(differentiable=differentiable, fused=fused)
         defaults = dict(
@@ -179,6 +189,7 @@ class SGD(TwinOptimizer):
             params, grads, bufs,
             lr=to_scalar(group["lr"]), momentum=momentum, dampening=group["dampening"],
             nesterov=group["nesterov"], weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
         )
         if momentum != 0:
             for state, buf in zip(states, new_bufs):

@@ -37,6 +37,7 @@ from .base import (
     check_lr,
     check_nonnegative,
     new_step_counter,
+    step_value,
     to_scalar,
     zeros_like,
 )
@@ -193,7 +194,8 @@ class AdamKingmaBa(_AdamLike):
         state["step"] += 1
         hyper = self._hyper(group)
         hyper["eps_hat"] = hyper.pop("eps")
-        adam_kingma_ba_update(*self._buffers(param, grad, state), state["step"].item(), **hyper)
+        adam_kingma_ba_update(*self._buffers(param, grad, state),
+                              step_value(state["step"]), **hyper)
 
 
 class AMSGradReddi(_AdamLike):
@@ -214,7 +216,8 @@ class AMSGradMaxVhat(_AdamLike):
     def _update(self, param, grad, state, group):
         state["step"] += 1
         amsgrad_max_vhat_update(
-            *self._buffers(param, grad, state), state["step"].item(), **self._hyper(group)
+            *self._buffers(param, grad, state), step_value(state["step"]),
+            **self._hyper(group)
         )
 
 
