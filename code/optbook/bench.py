@@ -77,6 +77,7 @@ __all__ = [
     "measure_bandwidth",
     "measure_peak_flops",
     "count_traffic",
+    "profile_step",
     "make_stepper",
     "benchmark",
     "machine_info",
@@ -269,6 +270,42 @@ def count_traffic(step: Callable[[], object]) -> Tuple[int, int, int, int]:
     return counter.read, counter.written, counter.flops, counter.ops
 
 
+def profile_step(step: Callable[[], object], device: torch.device) -> dict:
+    """Kernel launches and peak memory of one CUDA step, taken after warm-up.
+
+    Launches are the CUDA kernel events torch.profiler records for one call (memory
+    copies and sets counted apart): the count that separates a per-tensor loop from
+    a foreach or fused step.  Peak memory is ``torch.cuda.max_memory_allocated``
+    during a second, unprofiled call; ``step_extra_mib`` is that peak minus what was
+    allocated before the call (the step's temporaries, in MiB).
+    """
+    if device.type != "cuda":
+        raise ValueError(f"device must be a CUDA device, got {device}")
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    out: dict = {}
+    try:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize(device)
+        names = [e.name for e in prof.events() if e.device_type == DeviceType.CUDA]
+        copies = [n for n in names if n.startswith(("Memcpy", "Memset"))]
+        out["kernels"] = len(names) - len(copies)
+        out["memcpys"] = len(copies)
+    except Exception as exc:  # a profiler that cannot start here leaves the rest
+        out["profile_error"] = f"{type(exc).__name__}: {exc}"
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    step()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    out["peak_mib"] = peak / 2**20
+    out["step_extra_mib"] = (peak - before) / 2**20
+    return out
+
+
 # ----------------------------------------------------------------------------------
 # The machine
 # ----------------------------------------------------------------------------------
@@ -453,6 +490,11 @@ class Result:
     warmup_s: float = 0.0             # first step (compilation included)
     max_abs_diff: Optional[float] = None       # final θ against torch-single's
     bitwise_torch_single: Optional[bool] = None
+    kernels: Optional[int] = None     # CUDA kernel launches of one step (--launches)
+    memcpys: Optional[int] = None     # memory copies and sets of one step
+    peak_mib: Optional[float] = None  # max_memory_allocated during one step, MiB
+    step_extra_mib: Optional[float] = None     # that peak minus memory before the step
+    profile_error: Optional[str] = None        # why no launches were counted, if so
 
 
 def benchmark(
@@ -466,6 +508,7 @@ def benchmark(
     bandwidth_numel: int = 2**26,
     matmul_n: Optional[int] = None,
     account: bool = True,
+    launches: bool = False,
     seed: int = 0,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict:
@@ -473,7 +516,8 @@ def benchmark(
 
     ``matmul_n`` sizes the matrix product that measures compute throughput (default
     2048 on the CPU, 8192 on CUDA); ``account=False`` skips the state-memory and
-    traffic-counting tables (for a quick run inside a notebook).
+    traffic-counting tables (for a quick run inside a notebook); ``launches=True``
+    adds, on CUDA, each step's kernel launches and peak memory (:func:`profile_step`).
     """
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     devs = [torch.device(d) for d in devices]
@@ -504,15 +548,26 @@ def benchmark(
                 steppers, params_of, warm = {}, {}, {}
                 for impl in impls:
                     params = [b.to(device, copy=True).requires_grad_() for b in base]
-                    made = make_stepper(impl, algorithm, params)
-                    if made is None:
-                        continue
                     for p, g in zip(params, grads):
                         p.grad = g
-                    _, step = made
                     sync()
                     start = time.perf_counter()
-                    step()                      # first step: lazy state, compilation
+                    try:
+                        made = make_stepper(impl, algorithm, params)
+                        if made is None:
+                            continue
+                        _, step = made
+                        step()                  # first step: lazy state, compilation
+                    except (RuntimeError, NotImplementedError) as exc:
+                        if impl != "torch-fused":
+                            raise
+                        # torch's fused kernels vary by version and device (fused
+                        # Adagrad was CPU-only once): record the gap, time the rest
+                        out.setdefault("unavailable", []).append(dict(
+                            device=str(device), algorithm=algorithm, impl=impl,
+                            error=f"{type(exc).__name__}: {exc}"[:300]))
+                        log(f"    {impl:17s} unavailable: {type(exc).__name__}")
+                        continue
                     sync()
                     warm[impl] = time.perf_counter() - start
                     for _ in range(warmup - 1):
@@ -534,6 +589,8 @@ def benchmark(
                 bw_now = statistics.median(probe_gbps)
                 bw["limit"] = max(bw["limit"], max(probe_gbps))
                 reference = params_of.get("torch-single")
+                profiled = {impl: profile_step(step, device) for impl, step in steppers.items()
+                            if launches and device.type == "cuda"}
                 for impl, ts in times.items():
                     r = Result(device=str(device), size=format_size(arch["numel"]), numel=arch["numel"],
                                tensors=arch["tensors"], algorithm=algorithm, impl=impl,
@@ -545,6 +602,8 @@ def benchmark(
                         r.vs_torch_foreach = medians["torch-foreach"] / r.ms
                     if "torch-fused" in medians:
                         r.vs_torch_fused = medians["torch-fused"] / r.ms
+                    for key, value in profiled.get(impl, {}).items():
+                        setattr(r, key, value)
                     if reference is not None:
                         diffs = [(a.detach() - b.detach()).abs().max().item()
                                  for a, b in zip(params_of[impl], reference)]
@@ -669,7 +728,8 @@ def format_report(data: dict) -> str:
 def write_csv(data: dict, path: str) -> None:
     keys = ["device", "size", "numel", "tensors", "algorithm", "impl", "ms", "ms_min", "gbps",
             "bandwidth_gbps", "fraction",
-            "vs_torch_foreach", "vs_torch_fused", "warmup_s", "max_abs_diff", "bitwise_torch_single"]
+            "vs_torch_foreach", "vs_torch_fused", "warmup_s", "max_abs_diff", "bitwise_torch_single",
+            "kernels", "memcpys", "peak_mib", "step_extra_mib"]
     m = data["machine"]
     with open(path, "w", newline="") as f:
         f.write(f"# optbook.bench {m['date']} torch {m['torch']} cpu {m['cpu']} "
@@ -699,6 +759,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--bandwidth-numel", type=int, default=2**26,
                         help="elements per array of the bandwidth kernels (default 2^26: 256 MiB)")
+    parser.add_argument("--launches", action="store_true",
+                        help="on CUDA, also count each step's kernel launches (torch.profiler) "
+                             "and its peak memory")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1M parameters, Adam and SGD, 3 rounds, smaller "
                              "bandwidth arrays")
@@ -727,7 +790,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         impls = [i for i in impls if i not in COMPILED]
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     data = benchmark(sizes, algorithms, impls, devices, reps=reps, inner=inner,
-                     warmup=max(1, args.warmup), bandwidth_numel=bandwidth_numel, log=log)
+                     warmup=max(1, args.warmup), bandwidth_numel=bandwidth_numel,
+                     launches=args.launches, log=log)
     print(format_report(data))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
