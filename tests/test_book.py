@@ -19,6 +19,8 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
+from bookexport import BACK_MATTER
+
 ROOT = Path(__file__).resolve().parents[1]
 # BOOK_BUILD / BOOK_TOC point the tests at another build (e.g. of a few chapters).
 BUILD = Path(os.environ.get("BOOK_BUILD", ROOT / "_build"))
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.slow
 def toc_chapters() -> list[str]:
     toc = yaml.safe_load(Path(os.environ.get("BOOK_TOC", ROOT / "_toc.yml")).read_text())
     files = [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
-    return [f for f in files if f != "chapters/build_report"]
+    return [f for f in files if f not in BACK_MATTER]
 
 
 CHAPTERS = toc_chapters()

@@ -54,11 +54,15 @@ PROOF_TITLES = {
 # ----------------------------------------------------------------------------------
 
 
+#: Back-matter pages that are not chapter notebooks (no .ipynb, no deck).
+BACK_MATTER = {"chapters/build_report", "chapters/claims_ledger"}
+
+
 def chapters() -> list[str]:
     """The chapters of the table of contents (``$BOOK_TOC`` overrides ``_toc.yml``)."""
     toc = yaml.safe_load(Path(os.environ.get("BOOK_TOC", ROOT / "_toc.yml")).read_text())
     files = [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
-    return [f for f in files if f != "chapters/build_report"]
+    return [f for f in files if f not in BACK_MATTER]
 
 
 def equation_numbers(html_dir: Path) -> dict[str, tuple[str, str]]:

@@ -37,7 +37,8 @@ class ClaimFailed(AssertionError):
 def scale() -> int:
     """The scale this build runs at (:func:`optbook.book.device.scale` on the
     book's device: ``OPTBOOK_SCALE``, by default 1 on the CPU and 4 on a GPU)."""
-    from .device import get_device, scale as device_scale
+    from .device import get_device
+    from .device import scale as device_scale
     return device_scale(get_device())
 
 

@@ -4,8 +4,9 @@ A chapter that compares methods needs several seeds per configuration and a grid
 learning rates: dozens of runs of a small model.  Run one after another, each is a
 few hundred tiny kernels per step and the machine idles between them; here the runs
 are *stacked*: every parameter gets a leading run axis of size S, one forward and
-backward pass computes all S runs' gradients (``torch.func.vmap`` of
-``functional_call`` + ``grad``: each linear layer becomes one batched matmul), and the
+backward pass computes all S runs' gradients (each linear layer one batched matmul,
+``baddbmm``, for all runs; models other than a plain MLP go through ``vmap`` of
+``functional_call``), and the
 optimizer updates all runs at once with its hyperparameters as tensors of shape
 (S,), so that run s may have its own learning rate, momentum or betas.
 
@@ -32,7 +33,7 @@ from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from .data import Split
 
@@ -114,14 +115,24 @@ def sweep(
     b1 = _per_run(betas[0], runs, "betas[0]").to(device)
     b2 = _per_run(betas[1], runs, "betas[1]").to(device)
     data = data.to(device)
-    loss_fn = nn.CrossEntropyLoss()
 
-    def loss_of(p, x, y):
-        return loss_fn(functional_call(model, p, (x,)), y)
+    stacked = _stacked_forward(model)
 
-    grads_and_losses = vmap(grad_and_value(loss_of), in_dims=(0, 0, 0))
-    predict = vmap(lambda p, x: functional_call(model, p, (x,)).argmax(dim=-1),
-                   in_dims=(0, None))
+    def grads_and_losses(p, x, y):
+        """Per-run gradients of each run's mean loss, and the per-run losses."""
+        leaves = {k: v.detach().requires_grad_() for k, v in p.items()}
+        with torch.enable_grad():
+            logits = stacked(leaves, x)                            # (S, B, classes)
+            per_example = nn.functional.cross_entropy(
+                logits.flatten(0, 1), y.flatten(), reduction="none")
+            per_run = per_example.view(y.shape).mean(dim=1)        # (S,): each run's loss
+            # the runs are independent, so d(sum of losses)/dθ_s = d(loss_s)/dθ_s
+            grads = torch.autograd.grad(per_run.sum(), list(leaves.values()))
+        return dict(zip(leaves, grads)), per_run.detach()
+
+    def predict(p, x):
+        return stacked(p, x.expand(runs, *x.shape)).argmax(dim=-1)
+
     state: Dict[str, Dict[str, Tensor]] = {k: {} for k in params}
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     n = data.X_train.shape[0]
@@ -135,8 +146,7 @@ def sweep(
         for i in range(0, n, batch_size):
             idx = orders[:, i : i + batch_size]
             x, y = data.X_train[idx], data.y_train[idx]
-            grads, batch_losses = grads_and_losses(params, x, y)
-            losses[:, step] = batch_losses.detach()
+            grads, losses[:, step] = grads_and_losses(params, x, y)
             step += 1
             with torch.no_grad():
                 for name, p in params.items():
@@ -148,6 +158,34 @@ def sweep(
     seconds = time.perf_counter() - start
     return SweepResult(losses.cpu(), accuracy.cpu(), {k: v.cpu() for k, v in params.items()},
                        seconds)
+
+
+def _stacked_forward(model: nn.Module) -> Callable[[Dict[str, Tensor], Tensor], Tensor]:
+    """``f(params, x)``: the model's forward pass on every run at once, x of shape
+    (S, B, ...).  An ``nn.Sequential`` of ``Linear`` layers and parameter-free modules
+    (ReLU, Tanh, Flatten(start_dim >= 1)...) runs as batched matmuls (``baddbmm``: one
+    kernel per layer for all runs); any other model through ``vmap`` of
+    ``functional_call``, which is general but slower."""
+    layers = list(model) if isinstance(model, nn.Sequential) else None
+    simple = layers is not None and all(
+        isinstance(m, nn.Linear) or not any(True for _ in m.parameters()) for m in layers)
+    if not simple:
+        batched = vmap(lambda p, x: functional_call(model, p, (x,)), in_dims=(0, 0))
+        return batched
+
+    def forward(params: Dict[str, Tensor], x: Tensor) -> Tensor:
+        h = x.flatten(2) if x.dim() > 3 else x
+        for index, layer in enumerate(layers):
+            if isinstance(layer, nn.Linear):
+                weight = params[f"{index}.weight"]                 # (S, out, in)
+                bias = params.get(f"{index}.bias")
+                h = (torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+                     if bias is not None else torch.bmm(h, weight.transpose(1, 2)))
+            elif not isinstance(layer, nn.Flatten):
+                h = layer(h)
+        return h
+
+    return forward
 
 
 def _update(algorithm, p, g, state, t, *, lr, mu, nesterov, wd, b1, b2, eps) -> None:
@@ -179,10 +217,10 @@ def _update(algorithm, p, g, state, t, *, lr, mu, nesterov, wd, b1, b2, eps) -> 
 
 def main(argv: List[str] | None = None) -> dict:
     """``--bench``: 64 runs batched vs one run of ``train`` (digits MLP, same epochs)."""
+    import optbook
+
     from .data import load_digits
     from .training import mlp, train
-
-    import optbook
 
     parser = argparse.ArgumentParser(prog="python -m optbook.book.sweeps")
     parser.add_argument("--bench", action="store_true", help="time 64 batched runs vs one")
