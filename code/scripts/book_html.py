@@ -171,8 +171,11 @@ def add_footer(app, pagename, templatename, context, doctree) -> None:
 
 
 def copy_license(app, exception) -> None:
-    if exception is None and app.builder.format == "html":
-        shutil.copyfile(Path(app.srcdir) / "LICENSE", Path(app.outdir) / "LICENSE.txt")
+    """The repository's LICENSE, served beside the pages the footer links it from (a
+    book without one, such as the tests' throw-away books, has nothing to copy)."""
+    license_file = Path(app.srcdir) / "LICENSE"
+    if exception is None and app.builder.format == "html" and license_file.exists():
+        shutil.copyfile(license_file, Path(app.outdir) / "LICENSE.txt")
 
 
 # --- the general index: each optimizer, with the sections that name it -------------

@@ -13,7 +13,9 @@ result, scale) for the claims ledger, and raises :class:`ClaimFailed` when the
 predicate is false, so the cell, and with it the build, fails.
 
 ``holds`` is a bool, or a callable that receives the values as keyword arguments.
-Values are numbers, strings, or anything with ``.item()``/``.tolist()``.
+Values are numbers, strings, or anything with ``.item()``/``.tolist()``.  Name a value
+that measures this machine's speed ``..._seconds`` (a wall time) or ``..._live`` (a live
+timing ratio): the reproducibility test compares every other value across re-runs.
 """
 
 from __future__ import annotations
