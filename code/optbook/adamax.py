@@ -26,7 +26,6 @@ from .base import (
     foreach_addcdiv_,
     increment_steps,
     new_step_counter,
-    stack_if_compiling,
     step_value,
     to_scalar,
     zeros_like,
@@ -103,8 +102,8 @@ def adamax_foreach_update(
     torch._foreach_add_(grads, eps)                             # |g_t| + ε
     torch._foreach_maximum_(exp_infs, grads)                    # u_t = max(β2 u_{t-1}, |g_t|+ε)
     lr_value = step_value(lr) if isinstance(lr, Tensor) else lr
-    step_size = stack_if_compiling(                             # -η / (1-β1^t)
-        [(lr_value / (1 - beta1 ** step_value(step))) * -1 for step in steps])
+    step_size = [(lr_value / (1 - beta1 ** step_value(step))) * -1  # -η / (1-β1^t)
+                 for step in steps]
     foreach_addcdiv_(params, exp_avgs, exp_infs, step_size)     # (eq-av-adamax-step)
 # [adamax-foreach-end]
 

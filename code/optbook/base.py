@@ -63,7 +63,6 @@ __all__ = [
     "scalar_dtype",
     "scalar_tensor",
     "to_scalar",
-    "stack_if_compiling",
     "ascent_and_l2",
     "foreach_addcdiv_",
 ]
@@ -235,24 +234,15 @@ def step_value(step: Tensor) -> Scalar:
     return step.to(torch.float64) if torch.compiler.is_compiling() else step.item()
 
 
-def stack_if_compiling(values: Sequence[Scalar]) -> Any:
-    """Per-tensor scalars for a ``_foreach_`` call: the list itself, or under
-    ``torch.compile`` (where they are 0-d tensors) one stacked 1-d tensor, the form
-    the ``_foreach_*(..., scalars: Tensor)`` overloads take (torch does the same)."""
-    if torch.compiler.is_compiling():
-        return torch.stack(list(values))
-    return values
-
-
 def foreach_addcdiv_(params: TensorList, numerators: TensorList,
-                     denominators: TensorList, scalars: Any) -> None:
-    """θ_i += s_i · n_i / d_i with one scalar per tensor: Python numbers (the eager
-    ScalarList overload), or under ``torch.compile`` the tensor that
-    :func:`stack_if_compiling` made, multiplied into the numerators instead, since
-    the Tensor-scalars overload fails in AOTAutograd ("Expected scalars to be on
-    CPU, got meta", torch 2.15) and so under inductor."""
-    if isinstance(scalars, Tensor):
-        numerators = torch._foreach_mul(numerators, scalars.unbind(0))
+                     denominators: TensorList, scalars: Sequence[Scalar]) -> None:
+    """θ_i += s_i · n_i / d_i with one scalar per tensor.  Eager, the scalars are
+    Python numbers (the ScalarList overload, as torch); under ``torch.compile`` they
+    are 0-d tensors (:func:`step_value`), multiplied into the numerators instead, since
+    the Tensor-scalars overload fails in AOTAutograd ("Expected scalars to be on CPU,
+    got meta", torch 2.15) and so under inductor."""
+    if scalars and isinstance(scalars[0], Tensor):
+        numerators = torch._foreach_mul(numerators, list(scalars))
         torch._foreach_addcdiv_(params, numerators, denominators)
     else:
         torch._foreach_addcdiv_(params, numerators, denominators, scalars)

@@ -27,7 +27,6 @@ from .base import (
     increment_steps,
     new_step_counter,
     scalar_dtype,
-    stack_if_compiling,
     step_value,
     to_scalar,
     zeros_like,
@@ -140,12 +139,12 @@ def nadam_foreach_update(
     torch._foreach_div_(denom, bias_correction2_sqrt)           # √v̂_t
     torch._foreach_add_(denom, eps)                             # √v̂_t + ε
     lr_value = step_value(lr) if isinstance(lr, Tensor) else lr
-    grad_step = stack_if_compiling([                            # -η (1-μ_t)/(1-Π_t)
+    grad_step = [                                               # -η (1-μ_t)/(1-Π_t)
         (lr_value * (1.0 - mu) / (1.0 - step_value(mu_product))) * -1
-        for mu_product, mu in zip(mu_products, mus)])
-    avg_step = stack_if_compiling([                             # -η μ_{t+1}/(1-Π_t μ_{t+1})
+        for mu_product, mu in zip(mu_products, mus)]
+    avg_step = [                                                # -η μ_{t+1}/(1-Π_t μ_{t+1})
         (lr_value * mu_next / (1.0 - step_value(mu_product) * mu_next)) * -1
-        for mu_product, mu_next in zip(mu_products, mu_nexts)])
+        for mu_product, mu_next in zip(mu_products, mu_nexts)]
     foreach_addcdiv_(params, grads, denom, grad_step)           # (eq-av-nadam-step)
     foreach_addcdiv_(params, exp_avgs, denom, avg_step)         # (eq-av-nadam-step)
 # [nadam-foreach-end]
