@@ -27,6 +27,9 @@ COLORS = {
     "adagrad": "#9467bd", "rmsprop": "#8c564b", "adam": "#d62728", "amsgrad": "#1f77b4",
     "adamw": "#e377c2", "nadam": "#bcbd22", "radam": "#393b79", "adamax": "#8c6d31",
     "adadelta": "#637939", "lookahead": "#843c39", "adabound": "#7b4173",
+    # the frontier chapters (beyond_diagonal, less_memory)
+    "shampoo": "#5254a3", "soap": "#e7969c", "muon": "#000000", "adafactor": "#ad494a",
+    "lion": "#31a354", "schedulefree": "#3182bd",
     "other": "#7f7f7f",
 }
 
