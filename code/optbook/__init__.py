@@ -9,7 +9,8 @@ update, the multi-tensor (``foreach``) update and the optimizer class.
   ``AdamW``), :mod:`~optbook.nadam`, :mod:`~optbook.radam`, :mod:`~optbook.adamax`,
   :mod:`~optbook.adadelta`;
 * no torch twin, tested against the papers: :mod:`~optbook.lookahead`,
-  :mod:`~optbook.adabound`;
+  :mod:`~optbook.adabound`, :mod:`~optbook.shampoo` (``Shampoo``), :mod:`~optbook.soap`
+  (``SOAP``);
 * :mod:`~optbook.base` - the plumbing every optimizer shares (groups, lazy state,
   ``maximize``, code-path dispatch, validation), and :func:`compile_step`;
 * :mod:`~optbook.ewma` - exponentially weighted moving averages;
@@ -25,6 +26,7 @@ The book's experiment kit (data, devices, training loop, plots) is the subpackag
 
 from . import schedules  # noqa: F401
 from .adabound import AdaBound
+from .adafactor import Adafactor
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -36,6 +38,8 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .shampoo import Shampoo
+from .soap import SOAP
 from .variants import (
     AdagradEpsInside,
     AdamKingmaBa,
@@ -49,11 +53,13 @@ __version__ = "0.2.0"
 
 #: optbook class name -> torch.optim twin
 TWINS = {name: name for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
-                                  "NAdam", "RAdam", "Adamax", "Adadelta")}
+                                  "NAdam", "RAdam", "Adamax", "Adadelta",
+                                  "Adafactor")}
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "EWMA", "ewma_update_", "ewma_sq_update_",
     "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside", "RMSpropEpsInside",
     "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step", "IncompatibleStateDict",
     "NAdam", "RAdam", "Adamax", "Adadelta", "Lookahead", "AdaBound", "schedules",
+    "Adafactor", "Shampoo", "SOAP",
 ]
