@@ -139,9 +139,20 @@ def test_unimplemented_code_paths_are_refused_not_ignored(name, flag):
         getattr(optbook, name)(P(), **{flag: True})
 
 
-@pytest.mark.parametrize("name", sorted(optbook.TWINS))
+# torch.optim.Muon has no foreach argument (and no multi-tensor path): neither has its twin.
+FOREACH_TWINS = sorted(n for n in optbook.TWINS if n != "Muon")
+
+
+def test_muon_has_no_foreach_argument_like_torch():
+    for lib in (torch.optim, optbook):
+        with pytest.raises(TypeError, match="foreach"):
+            lib.Muon([torch.zeros(2, 3, requires_grad=True)], foreach=True)
+
+
+@pytest.mark.parametrize("name", FOREACH_TWINS)
 def test_foreach_true_is_accepted_and_kept_in_param_groups(name):
-    """foreach=True is implemented for every twin: accepted, and kept as torch keeps it."""
+    """foreach=True is implemented for every twin that torch gives a foreach path:
+    accepted, and kept as torch keeps it."""
     opt = getattr(optbook, name)(P(), foreach=True)
     assert opt.param_groups[0]["foreach"] is True
     assert opt.param_groups[0].keys() == getattr(torch.optim, name)(P(), foreach=True).param_groups[0].keys()

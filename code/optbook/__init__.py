@@ -7,7 +7,8 @@ update, the multi-tensor (``foreach``) update and the optimizer class.
 * torch.optim twins: :mod:`~optbook.sgd` (``SGD``), :mod:`~optbook.adagrad`
   (``Adagrad``), :mod:`~optbook.rmsprop` (``RMSprop``), :mod:`~optbook.adam` (``Adam``,
   ``AdamW``), :mod:`~optbook.nadam`, :mod:`~optbook.radam`, :mod:`~optbook.adamax`,
-  :mod:`~optbook.adadelta`;
+  :mod:`~optbook.adadelta`, :mod:`~optbook.adafactor` (``Adafactor``), :mod:`~optbook.muon`
+  (``Muon``);
 * no torch twin, tested against the papers: :mod:`~optbook.lookahead`,
   :mod:`~optbook.adabound`, :mod:`~optbook.shampoo` (``Shampoo``), :mod:`~optbook.soap`
   (``SOAP``);
@@ -34,6 +35,7 @@ from .adamax import Adamax
 from .base import IncompatibleStateDict, compile_step
 from .ewma import EWMA, ewma_sq_update_, ewma_update_
 from .lookahead import Lookahead
+from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -54,12 +56,12 @@ __version__ = "0.2.0"
 #: optbook class name -> torch.optim twin
 TWINS = {name: name for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
                                   "NAdam", "RAdam", "Adamax", "Adadelta",
-                                  "Adafactor")}
+                                  "Adafactor", "Muon")}
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "EWMA", "ewma_update_", "ewma_sq_update_",
     "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside", "RMSpropEpsInside",
     "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step", "IncompatibleStateDict",
     "NAdam", "RAdam", "Adamax", "Adadelta", "Lookahead", "AdaBound", "schedules",
-    "Adafactor", "Shampoo", "SOAP",
+    "Adafactor", "Shampoo", "SOAP", "Muon",
 ]
