@@ -12,6 +12,8 @@ update, the multi-tensor (``foreach``) update and the optimizer class.
 * no torch twin, tested against the papers: :mod:`~optbook.lookahead`,
   :mod:`~optbook.adabound`, :mod:`~optbook.shampoo` (``Shampoo``), :mod:`~optbook.soap`
   (``SOAP``);
+* twins of the authors' packages: :mod:`~optbook.lion` (``Lion``, of lion-pytorch),
+  :mod:`~optbook.schedulefree` (``ScheduleFreeAdamW``, ``ScheduleFreeSGD``, of schedulefree);
 * :mod:`~optbook.base` - the plumbing every optimizer shares (groups, lazy state,
   ``maximize``, code-path dispatch, validation), and :func:`compile_step`;
 * :mod:`~optbook.ewma` - exponentially weighted moving averages;
@@ -34,11 +36,13 @@ from .adam import Adam, AdamW
 from .adamax import Adamax
 from .base import IncompatibleStateDict, compile_step
 from .ewma import EWMA, ewma_sq_update_, ewma_update_
+from .lion import Lion
 from .lookahead import Lookahead
 from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 from .sgd import SGD
 from .shampoo import Shampoo
 from .soap import SOAP
@@ -63,5 +67,5 @@ __all__ = [
     "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside", "RMSpropEpsInside",
     "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step", "IncompatibleStateDict",
     "NAdam", "RAdam", "Adamax", "Adadelta", "Lookahead", "AdaBound", "schedules",
-    "Adafactor", "Shampoo", "SOAP", "Muon",
+    "Adafactor", "Shampoo", "SOAP", "Muon", "Lion", "ScheduleFreeAdamW", "ScheduleFreeSGD",
 ]
