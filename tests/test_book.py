@@ -305,7 +305,7 @@ def test_one_colour_per_method():
     assert brightness == sorted(brightness, reverse=True)
     assert shades("adam", 1) == [COLORS["adam"]]
     with pytest.raises(ValueError, match="role"):
-        shades("lion", 2)
+        shades("no-such-method", 2)
     with pytest.raises(ValueError, match="n"):
         shades("adam", 0)
     for chapter in [c.split("/")[-1] for c in CHAPTERS]:
