@@ -150,3 +150,17 @@ def scheduled_lockstep(ours_opt, theirs_opt, ours, theirs, sched: str, steps: in
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
 def dtype(request):
     return request.param
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every way to open a socket raises: code that works under this is offline."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to open a network connection")
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    with pytest.raises(AssertionError):
+        socket.create_connection(("example.org", 80))

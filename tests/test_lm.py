@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import socket
 from collections import Counter
 
 import pytest
@@ -290,15 +289,8 @@ def test_a_list_of_optimizers_steps_each_group(data):
     assert run["val_steps"] == [3]
 
 
-def test_runs_offline(monkeypatch):
+def test_runs_offline(no_network):
     """No network: every socket raises, and corpus, data, training and sampling work."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the LM workload tried to open a network connection")
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    with pytest.raises(AssertionError):
-        socket.create_connection(("example.org", 80))
     data = lm.char_dataset(lm.make_corpus(20_000, seed=2), 32)
     run = lm.train_lm(lambda v: lm.TinyGPT(v, d_model=32, n_layer=1, block=32),
                       lambda m: optbook.AdamW(m.parameters(), lr=3e-3), steps=30,
