@@ -375,32 +375,42 @@ def test_time_steps_times_blocks_of_training_steps(monkeypatch, tiny):
 
 # -- targets and the study -------------------------------------------------------------
 
-def test_set_targets_is_nadamw_best_median_at_two_thirds_of_the_budget(monkeypatch,
-                                                                       tiny, run_calls):
-    monkeypatch.setattr(B, "TARGET_LRS", (1e-3, 3e-2))
+def test_set_targets_is_tuned_nadamw_median_at_two_thirds_of_the_budget(monkeypatch,
+                                                                        tiny, run_calls):
+    """Three target studies (seeds 100-102), each ``trials`` points of NAdamW's own
+    space for 2/3 of the budget; a study's best final metric, the median of three."""
     monkeypatch.setattr(B, "TARGET_SEEDS", (100, 101, 102))
     logged = []
-    out = B.set_targets(["digits_mlp"], log=logged.append)
+    out = B.set_targets(["digits_mlp"], trials=2, log=logged.append)
     steps = round(2 / 3 * tiny.steps)
     assert len(run_calls) == 2 * 3
-    finals = {}
     for args, kwargs in run_calls:
         assert args[:2] == ("digits_mlp", "nadamw") and kwargs["steps"] == steps
         assert args[3] in (100, 101, 102)
-        hp = args[2]
-        assert {k: v for k, v in hp.items() if k != "lr"} == {
-            k: v for k, v in B.METHODS["nadamw"].defaults.items() if k != "lr"}
-    for lr in (1e-3, 3e-2):
-        nadamw = {**B.METHODS["nadamw"].defaults, "lr": lr}
-        finals[lr] = float(np.median([
-            B.run("digits_mlp", "nadamw", nadamw, s, steps=steps)["final"]
-            for s in (100, 101, 102)]))
-    best = min(finals, key=finals.get)
-    assert finals[3e-2] < finals[1e-3]                 # the grid matters here
-    assert out == {"digits_mlp": {"target": finals[best], "lr": best, "steps": steps}}
+        assert args[2] in B.sample("nadamw", args[3], 2)    # drawn from its space
+    bests = [min(B.run("digits_mlp", "nadamw", hp, seed, steps=steps)["final"]
+                 for hp in B.sample("nadamw", seed, 2)) for seed in (100, 101, 102)]
+    assert out == {"digits_mlp": {"target": float(np.median(bests)), "steps": steps,
+                                  "trials": 2}}
+    assert len(set(bests)) > 1                          # the studies differ
     assert len(logged) == 1 and "digits_mlp" in logged[0]
-    assert B.set_targets(["digits_mlp"], scale=2, log=logged.append)[
+    assert B.set_targets(["digits_mlp"], scale=2, trials=1, log=logged.append)[
         "digits_mlp"]["steps"] == round(2 / 3 * 2 * tiny.steps)
+
+
+def test_a_journal_is_reused_under_new_targets(tmp_path, monkeypatch, tiny):
+    """Steps to the target are recomputed from the curves when the targets change,
+    so runs need not be redone."""
+    journal = tmp_path / "j.jsonl"
+    loose = {"digits_mlp": {"target": 10.0}}
+    strict = {"digits_mlp": {"target": -1.0}}
+    first = B.run_study(["digits_mlp"], ["sgd"], studies=1, trials=1, targets=loose,
+                        journal=journal, log=lambda *a: None)
+    again = B.run_study(["digits_mlp"], ["sgd"], studies=1, trials=1, targets=strict,
+                        journal=journal, log=lambda *a: None)
+    assert all(r["steps_to_target"] == r["eval_steps"][0] for r in first)
+    assert all(r["steps_to_target"] is None for r in again)
+    assert [r["curve"] for r in first] == [r["curve"] for r in again]
 
 
 def test_study_jobs_are_every_trial_and_the_defaults_paired_by_seed():
@@ -657,7 +667,6 @@ def test_paired_difference_by_seed_with_a_t_interval():
 def test_main_writes_the_study_and_resumes_it(tmp_path, monkeypatch, run_calls, capsys):
     w = dataclasses.replace(W.WORKLOADS["digits_mlp"], steps=20, eval_every=10)
     monkeypatch.setattr(W, "WORKLOADS", {"digits_mlp": w})
-    monkeypatch.setattr(B, "TARGET_LRS", (1e-2,))
     monkeypatch.setattr(B, "TARGET_SEEDS", (100,))
     argv = ["--out", str(tmp_path), "--methods", "sgd", "adamw", "--studies", "2",
             "--trials", "1", "--processes", "1"]
@@ -681,9 +690,9 @@ def test_main_writes_the_study_and_resumes_it(tmp_path, monkeypatch, run_calls, 
     assert meta["command"] == "python -m optbook.book.bakeoff " + " ".join(argv)
     assert meta["runs"] == 8 and meta["workloads"] == ["digits_mlp"]
     target = meta["targets"]["digits_mlp"]
-    nadamw = {**B.METHODS["nadamw"].defaults, "lr": 1e-2}
+    (nadamw,) = B.sample("nadamw", 100, 1)       # --trials 1: one target trial
     assert target == {"target": B.run("digits_mlp", "nadamw", nadamw, 100,
-                                      steps=13)["final"], "lr": 1e-2, "steps": 13}
+                                      steps=13)["final"], "trials": 1, "steps": 13}
     # the journal holds the exact runs; the table's steps to target agree with them
     runs = [json.loads(line) for line in
             (tmp_path / "bakeoff_runs.jsonl").read_text().splitlines()]
@@ -724,7 +733,6 @@ def test_main_sets_targets_for_a_workload_added_later(tmp_path, monkeypatch):
     small = {n: dataclasses.replace(W.WORKLOADS[n], steps=10, eval_every=10)
              for n in ("digits_mlp", "zipf_mlp")}
     monkeypatch.setattr(W, "WORKLOADS", small)
-    monkeypatch.setattr(B, "TARGET_LRS", (1e-2,))
     monkeypatch.setattr(B, "TARGET_SEEDS", (100,))
     argv = ["--out", str(tmp_path), "--methods", "sgd", "--studies", "1",
             "--trials", "1", "--processes", "1", "--workloads"]
