@@ -26,9 +26,12 @@ book: site notebooks slides
 	@echo "Open $(CURDIR)/$(BUILD)/html/index.html  (slides: $(BUILD)/html/slides/index.html)"
 
 # Build the HTML site, executing every chapter; a warning or a failing cell fails it.
+# The bake-off's raw results go on the site as data/*.csv, for readers to re-analyse.
+SITE_DATA := chapters/data/bakeoff.csv chapters/data/bakeoff_curves.csv
 site: $(STAMP)
 	@start=$$(date +%s); \
 	$(JB) build . -W -n --keep-going || exit 1; \
+	mkdir -p $(BUILD)/html/data && cp $(SITE_DATA) $(BUILD)/html/data/; \
 	$(PY) code/scripts/exec_report.py $(BUILD) $$start; \
 	echo "Build wall time (install excluded): $$(( $$(date +%s) - start )) s"
 

@@ -312,3 +312,24 @@ def test_one_colour_per_method():
         notebook = jupytext.read(ROOT / "chapters" / f"{chapter}.md")
         code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
         assert not re.search(r"[\"']#[0-9a-fA-F]{6}[\"']", code), chapter
+
+
+def test_bakeoff_raw_results_are_on_the_site(built):
+    """The build puts the bake-off's raw table on the site, one row per workload x
+    method x trial x seed, and the chapter links to it."""
+    import csv
+
+    meta = json.loads((ROOT / "chapters" / "data" / "bakeoff_meta.json").read_text())
+    with (built / "data" / "bakeoff.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = (len(meta["workloads"]) * len(meta["methods"]) * meta["studies"]
+                * (meta["trials"] + 1))
+    assert len(rows) == expected == meta["runs"]
+    keys = {(r["workload"], r["method"], r["tuning"], r["trial"], r["seed"]) for r in rows}
+    assert len(keys) == len(rows), "one row per workload, method, trial and seed"
+    assert (built / "data" / "bakeoff_curves.csv").stat().st_size > 0
+    soup = page(built, "chapters/bakeoff")
+    links = {a["href"] for a in soup.find_all("a", href=True)}
+    for name in ("bakeoff.csv", "bakeoff_curves.csv"):
+        assert f"../data/{name}" in links
+        assert (built / "chapters" / f"../data/{name}").resolve().exists()

@@ -57,12 +57,15 @@ __all__ = [
     "METHODS",
     "Method",
     "best_per_study",
+    "first_at_or_below",
     "hparams_of",
     "load",
+    "lr_factor",
     "main",
     "paired",
     "performance_profile",
     "profile_score",
+    "recorded_dir",
     "reproduce",
     "run",
     "run_study",
@@ -623,6 +626,16 @@ def paired(table, workload: str, a: str, b: str, column: str = "final_metric",
     mean = float(d.mean())
     half = t_critical(n, level) * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def recorded_dir() -> Path:
+    """Where the chapter finds the recorded study: ``$OPTBOOK_BAKEOFF`` if set, else
+    ``data/`` beside the notebook, else the repository's ``chapters/data``."""
+    if os.environ.get("OPTBOOK_BAKEOFF"):
+        return Path(os.environ["OPTBOOK_BAKEOFF"])
+    if Path("data/bakeoff.csv").exists():
+        return Path("data")
+    return Path(__file__).resolve().parents[3] / "chapters" / "data"
 
 
 def load(directory) -> dict[str, object]:
