@@ -27,7 +27,7 @@ book: site notebooks slides
 
 # Build the HTML site, executing every chapter; a warning or a failing cell fails it.
 # The bake-off's raw results go on the site as data/*.csv, for readers to re-analyse.
-SITE_DATA := chapters/data/bakeoff.csv chapters/data/bakeoff_curves.csv
+SITE_DATA := code/optbook/book/records/bakeoff.csv code/optbook/book/records/bakeoff_curves.csv
 site: $(STAMP)
 	@start=$$(date +%s); \
 	$(JB) build . -W -n --keep-going || exit 1; \
@@ -57,7 +57,7 @@ lab: $(STAMP)
 
 # The whole suite: the build is part of it (the book tests read the built pages).
 test: book
-	$(PY) -m pytest -n 2 -p no:cacheprovider
+	$(PY) -m pytest -n 2 -p no:cacheprovider --durations=25
 
 # The inner loop: no build, no slow tests.
 test-fast: $(STAMP)

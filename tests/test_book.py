@@ -319,7 +319,7 @@ def test_bakeoff_raw_results_are_on_the_site(built):
     method x trial x seed, and the chapter links to it."""
     import csv
 
-    meta = json.loads((ROOT / "chapters" / "data" / "bakeoff_meta.json").read_text())
+    meta = json.loads((ROOT / "code" / "optbook" / "book" / "records" / "bakeoff_meta.json").read_text())
     with (built / "data" / "bakeoff.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     expected = (len(meta["workloads"]) * len(meta["methods"]) * meta["studies"]
@@ -333,3 +333,13 @@ def test_bakeoff_raw_results_are_on_the_site(built):
     for name in ("bakeoff.csv", "bakeoff_curves.csv"):
         assert f"../data/{name}" in links
         assert (built / "chapters" / f"../data/{name}").resolve().exists()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS + ["chapters/preface"])
+def test_no_doubled_parentheses_around_equation_numbers(built, chapter):
+    """{eq} already renders "(3.3)": "({eq}`x` ...)" would show "((3.3) ...)"."""
+    import re
+
+    text = " ".join(page(built, chapter).select_one("main").get_text(" ").split())
+    doubled = re.findall(r".{0,30}\(\s*\(\d+\.\d+\).{0,20}", text)
+    assert not doubled, doubled[:3]

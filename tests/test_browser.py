@@ -28,7 +28,7 @@ import nbformat
 import pytest
 import yaml
 from bs4 import BeautifulSoup
-from test_book import CHAPTERS, HTML, ROOT
+from test_book import BUILD, CHAPTERS, HTML, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +156,7 @@ def test_chapter_page_in_browser(browser, server, docname):
 
 
 def expected_slides(name: str) -> int:
-    nb = nbformat.read(HTML / "notebooks" / f"{name}.ipynb", as_version=4)
+    nb = nbformat.read(BUILD / "slides_src" / f"{name}.ipynb", as_version=4)  # what the deck shows
     kinds = [c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells]
     return sum(k in ("slide", "subslide") for k in kinds)
 

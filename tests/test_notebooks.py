@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_book import CHAPTERS, HTML, ROOT
+from test_book import BUILD, CHAPTERS, HTML, ROOT
 
 from bookexport import glued
 
@@ -80,3 +80,53 @@ def test_exported_notebook_runs_in_a_fresh_kernel_and_reproduces_the_numbers(doc
                    resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
     rerun = {k: comparable(v) for k, v in glued(nb).items() if not MACHINE_SPEED.search(k)}
     assert rerun == at_build, "a re-run changed glued numbers: some randomness is not seeded"
+
+
+# --- what a reader downloads -----------------------------------------------------
+
+
+@pytest.mark.parametrize("docname", NOTEBOOKS)
+def test_exported_notebook_keeps_what_the_page_shows(docname):
+    """No slide-only or speaker-note cells (the page drops remove-cell), an install cell
+    first, links to the other chapters' notebooks, exercises numbered as on the page."""
+    nb = nbformat.read(exported(docname), as_version=4)
+    assert nb.cells[0].get("id") == "install-optbook"
+    assert "%pip install" in nb.cells[0].source and "[book]" in nb.cells[0].source
+    assert not [c for c in nb.cells if "remove-cell" in c.metadata.get("tags", [])]
+    full = nbformat.read(BUILD / "slides_src" / f"{Path(docname).name}.ipynb", as_version=4)
+    kept = [c for c in full.cells if "remove-cell" not in c.metadata.get("tags", [])]
+    if docname != "chapters/preface":  # every chapter has slide-only cells or notes
+        assert len(kept) < len(full.cells)
+    assert [c.source for c in nb.cells[1:] if c.cell_type == "code"] == [
+        c.source for c in kept if c.cell_type == "code"]
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert not re.search(r"\]\([\w-]+\.md[)#]", markdown), "a link to a .md file is left"
+    for target in re.findall(r"\]\(([\w-]+)\.ipynb[)#]", markdown):
+        assert (HTML / "notebooks" / f"{target}.ipynb").exists(), target
+    for target in re.findall(r"\]\(\.\./chapters/([\w-]+)\.html[)#]", markdown):
+        assert (HTML / "chapters" / f"{target}.html").exists(), target
+    page = (HTML / f"{docname}.html").read_text(encoding="utf-8")
+    on_page = re.findall(r'admonition-title"><span class="caption-number">Exercise ([\d.]+) ',
+                         page)
+    in_notebook = re.findall(r"^\*\*Exercise (\d+(?:\.\d+)*)[ .*]", markdown, re.M)
+    assert in_notebook == on_page
+
+
+def test_all_notebooks_and_the_wheel_download_as_one_zip():
+    import zipfile
+
+    (wheel,) = (HTML / "notebooks").glob("optbook-*.whl")
+    with zipfile.ZipFile(HTML / "notebooks" / "optbook-notebooks.zip") as zf:
+        names = sorted(Path(n).name for n in zf.namelist())
+    assert names == sorted([f"{Path(d).name}.ipynb" for d in NOTEBOOKS] + [wheel.name])
+    with zipfile.ZipFile(wheel) as zf:
+        inside = zf.namelist()
+    records = sorted(Path(n).name for n in inside if "/records/" in n)
+    shipped = sorted(p.name for p in (ROOT / "code" / "optbook" / "book" / "records").iterdir()
+                     if p.suffix in (".csv", ".json"))
+    assert records == shipped and "fast_paths_bench.json" in records
+    assert not [n for n in inside if n.endswith(".jsonl")], "the journal is not package data"
+    for docname in NOTEBOOKS:  # every chapter page links the notebook, the wheel, the zip
+        page = (HTML / f"{docname}.html").read_text(encoding="utf-8")
+        for target in (f"{Path(docname).name}.ipynb", wheel.name, "optbook-notebooks.zip"):
+            assert f'href="../notebooks/{target}" download' in page, (docname, target)

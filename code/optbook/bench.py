@@ -40,7 +40,7 @@ the table can show the eager traffic next to the minimum.
 
 The output is a text table; ``--json`` and ``--csv`` also save the results with the
 machine, date, torch version and load average.  The chapter *From loops to fused
-kernels* reads the JSON file that ``--json chapters/data/fast_paths_bench.json``
+kernels* reads the JSON file that ``--json code/optbook/book/records/fast_paths_bench.json``
 writes.
 """
 

@@ -1,6 +1,8 @@
 """Sphinx extension with the book's own HTML adjustments.
 
-1. A "run it / teach it" line at the top of every chapter page.  It links to the chapter's plain Jupyter notebook (``notebooks/<chapter>.ipynb``) and its
+1. A "run it / teach it" line at the top of every chapter page.  It links to the
+chapter's plain Jupyter notebook (``notebooks/<chapter>.ipynb``), optbook's wheel and
+the zip of all notebooks with the wheel (which its first cell installs), and its
 slide deck (``slides/<chapter>.slides.html``), which ``make book`` writes into the
 built site after Sphinx (``code/scripts/bookexport.py``).  sphinx-book-theme's own
 download button offers the MyST source, not a notebook plain Jupyter can render.
@@ -56,10 +58,17 @@ def add_links(app, doctree, docname: str) -> None:
         return
     name = PurePosixPath(docname).name
     depth = "../" * (len(PurePosixPath(docname).parts) - 1)
+    from importlib.metadata import version
+
+    wheel = f"optbook-{version('optbook')}-py3-none-any.whl"
     html = (
         f'<p class="optbook-links">Run this chapter: '
         f'<a class="reference external" href="{depth}notebooks/{name}.ipynb" download>'
-        f"Jupyter notebook (.ipynb)</a> &middot; teach it: "
+        f"Jupyter notebook (.ipynb)</a>, whose first cell installs "
+        f'<a class="reference external" href="{depth}notebooks/{wheel}" download>'
+        f"optbook's wheel</a> saved beside it, or "
+        f'<a class="reference external" href="{depth}notebooks/optbook-notebooks.zip" '
+        f"download>all notebooks with the wheel (.zip)</a> &middot; teach it: "
         f'<a class="reference external" href="{depth}slides/{name}.slides.html">slides</a></p>'
     )
     title_index = next((i for i, child in enumerate(section.children)

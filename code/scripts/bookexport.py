@@ -11,11 +11,19 @@ understand.  This script rewrites each executed notebook of the build
 * ``{glue:text}`` becomes the value computed by the build, ``{glue:figure}`` the image;
 * labelled equations get ``\\tag{N}`` with the number the HTML site shows, and
   ``{eq}`` references that number;
-* citations become "Author (year)" and the bibliography a list.
+* citations become "Author (year)" and the bibliography a list;
+* exercises are numbered as on the page (6.1, 6.2, ...).
+
+The downloadable notebook (``html/notebooks/<chapter>.ipynb``) keeps what the page
+shows: cells tagged ``remove-cell`` (slide-only titles, speaker notes) are dropped,
+links to other chapters point to their ``.ipynb``, and a first cell installs optbook
+from the wheel beside it (``html/notebooks/``, with ``optbook-notebooks.zip`` holding
+every notebook and the wheel). The slide decks are made from the full conversion,
+``_build/slides_src/<chapter>.ipynb``, remove-cell cells included.
 
 Usage::
 
-    bookexport.py notebooks BUILD_DIR   # -> BUILD_DIR/html/notebooks/<chapter>.ipynb
+    bookexport.py notebooks BUILD_DIR   # -> BUILD_DIR/html/notebooks/<chapter>.ipynb, .zip
     bookexport.py slides BUILD_DIR      # -> BUILD_DIR/html/slides/<chapter>.slides.html
 """
 
@@ -63,6 +71,16 @@ def chapters() -> list[str]:
     toc = yaml.safe_load(Path(os.environ.get("BOOK_TOC", ROOT / "_toc.yml")).read_text())
     files = [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
     return [f for f in files if f not in BACK_MATTER]
+
+
+def chapter_number(html_dir: Path, docname: str) -> str:
+    """The number the site gives a chapter ("6"), or "" for an unnumbered page."""
+    page = html_dir / f"{docname}.html"
+    if not page.exists():
+        return ""
+    m = re.search(r'<h1><span class="section-number">(\d+)\. </span>',
+                  page.read_text(encoding="utf-8"))
+    return m[1] if m else ""
 
 
 def equation_numbers(html_dir: Path) -> dict[str, tuple[str, str]]:
@@ -184,6 +202,12 @@ class Context:
     references: dict = field(default_factory=dict)
     cited: list = field(default_factory=list)
     exercises: dict = field(default_factory=dict)
+    chapter: str = ""   # the chapter's number on the site: exercises are <chapter>.<k>
+    count: int = 0      # exercises seen so far
+
+    def next_exercise(self) -> str:
+        self.count += 1
+        return f"{self.chapter}.{self.count}" if self.chapter else str(self.count)
 
 
 def _format_glue(data: dict, spec: str) -> str:
@@ -315,7 +339,7 @@ def convert_directive(name: str, arg: str, body: list[str], ctx: Context) -> str
         extra = f" ({convert_roles(arg, ctx)})" if arg else ""
         return f"> **{title}{extra}.** " + content.replace("\n", "\n> ")
     if name == "exercise":
-        number = len(ctx.exercises) + 1
+        number = ctx.next_exercise()
         if "label" in options:
             ctx.exercises[options["label"]] = number
         extra = f" ({arg})" if arg else ""
@@ -370,9 +394,10 @@ def _tag(m: re.Match, ctx: Context) -> str:
     return f"$${m['body'].rstrip()}\n\\tag{{{number}}}\n$$"
 
 
-def convert_notebook(nb, docname: str, equations: dict, bib: Bibliography, references=None):
+def convert_notebook(nb, docname: str, equations: dict, bib: Bibliography, references=None,
+                     chapter: str = ""):
     """A plain-Jupyter copy of an executed MyST notebook (outputs kept)."""
-    ctx = Context(docname, equations, glued(nb), bib, references or {})
+    ctx = Context(docname, equations, glued(nb), bib, references or {}, chapter=chapter)
     out = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
@@ -392,20 +417,107 @@ def convert_notebook(nb, docname: str, equations: dict, bib: Bibliography, refer
 # ----------------------------------------------------------------------------------
 
 
+#: Links to another chapter's page: ``](adam.md)``, ``](adam.md#section)``.
+CHAPTER_LINK = re.compile(r"\]\((?P<name>[\w-]+)\.md(?P<anchor>#[^)]*)?\)")
+
+
+def book_extra() -> list[str]:
+    """The public packages optbook needs with its ``[book]`` extra, as installed from
+    pyproject.toml (``make`` reinstalls optbook when that file changes)."""
+    from importlib.metadata import requires
+
+    out = []
+    for req in requires("optbook") or []:
+        name, _, marker = req.partition(";")
+        if not marker or 'extra == "book"' in marker:
+            out.append(name.strip())
+    return out
+
+
+def install_cell(wheel: str) -> "nbformat.NotebookNode":
+    """The first cell of a downloaded notebook: install optbook from the wheel."""
+    import textwrap
+
+    names = ", ".join(re.split(r"[<>=!~ ]", r)[0] for r in book_extra())
+    text = ("Outside the book's own environment, this cell installs what the chapter "
+            "imports: optbook, the book's package, from the wheel on the book's site (its "
+            "notebooks/ folder, or optbook-notebooks.zip), saved beside this notebook, and "
+            f"the public packages it requires with its [book] extra: {names}. Where optbook "
+            "is already installed it does nothing.")
+    source = (
+        "".join(f"# {line}\n" for line in textwrap.wrap(text, 86)) +
+        "import importlib.util\n\n"
+        'if importlib.util.find_spec("optbook") is None:\n'
+        f'    %pip install "./{wheel}[book]"\n'
+        "    importlib.invalidate_caches()  # so that this kernel sees the new package"
+    )
+    cell = nbformat.v4.new_code_cell(source, id="install-optbook")
+    cell.metadata["tags"] = ["install"]
+    return cell
+
+
+def _relink(m: re.Match) -> str:
+    """A chapter's notebook beside this one; a back-matter page (no notebook) on the site."""
+    anchor = m["anchor"] or ""
+    if f"chapters/{m['name']}" in BACK_MATTER:
+        return f"](../chapters/{m['name']}.html{anchor})"
+    return f"]({m['name']}.ipynb{anchor})"
+
+
+def reader_notebook(plain, wheel: str) -> "nbformat.NotebookNode":
+    """What the page shows, as a notebook: no remove-cell cells (slide titles, speaker
+    notes), links to the other chapters' notebooks, an install cell first."""
+    nb = nbformat.from_dict(dict(plain))
+    nb.cells = [c for c in nb.cells if "remove-cell" not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = CHAPTER_LINK.sub(_relink, cell.source)
+    nb.cells.insert(0, install_cell(wheel))
+    nbformat.validate(nb)
+    return nb
+
+
+def build_wheel(target: Path) -> Path:
+    """optbook's wheel (package data included), built with the environment's own
+    setuptools and no download: the one that downloaded notebooks install."""
+    import subprocess
+
+    for old in target.glob("optbook-*.whl"):
+        old.unlink()
+    had_build = (ROOT / "build").exists()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(target), str(ROOT)], check=True)
+    if not had_build:  # setuptools' scratch folder, not part of the repository
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    (wheel,) = target.glob("optbook-*.whl")
+    return wheel
+
+
 def export_notebooks(build: Path) -> list[Path]:
+    import zipfile
+
     html_dir = build / "html"
     equations = equation_numbers(html_dir)
     references = reference_texts(html_dir)
     bib = Bibliography.load(ROOT / "chapters" / "references.bib")
+    out_dir, full_dir = html_dir / "notebooks", build / "slides_src"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    full_dir.mkdir(parents=True, exist_ok=True)
+    wheel = build_wheel(out_dir)
     written = []
     for docname in ["chapters/preface"] + chapters():
         nb = load_executed(build, docname)
-        plain = convert_notebook(nb, docname, equations, bib, references)
-        target = html_dir / "notebooks" / f"{Path(docname).name}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(plain, target)
-        written.append(target)
-    print(f"wrote {len(written)} notebooks to {html_dir / 'notebooks'}")
+        plain = convert_notebook(nb, docname, equations, bib, references,
+                                 chapter=chapter_number(html_dir, docname))
+        name = f"{Path(docname).name}.ipynb"
+        nbformat.write(plain, full_dir / name)
+        nbformat.write(reader_notebook(plain, wheel.name), out_dir / name)
+        written.append(out_dir / name)
+    bundle = out_dir / "optbook-notebooks.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in written + [wheel]:
+            zf.write(path, f"optbook-notebooks/{path.name}")
+    print(f"wrote {len(written)} notebooks, {wheel.name} and {bundle.name} to {out_dir}")
     return written
 
 
@@ -470,7 +582,7 @@ def export_slides(build: Path) -> list[Path]:
     config.SlidesExporter.template_name = "book_reveal"
     exporter = SlidesExporter(config=config)
     entries, written = [], []
-    for notebook in sorted((html_dir / "notebooks").glob("*.ipynb")):
+    for notebook in sorted((build / "slides_src").glob("*.ipynb")):
         plain = nbformat.read(notebook, as_version=4)
         deck = slide_notebook(plain)
         n_slides = sum(c.metadata.get("slideshow", {}).get("slide_type") == "slide" for c in deck.cells)

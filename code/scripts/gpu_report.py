@@ -13,7 +13,7 @@ In one run, inside a time budget (``--budget-s``), most valuable part first:
 
 It writes ``gpu_report.json`` (machine, versions, commit, tests, benchmark, chapters,
 claims, and what was skipped and why) and ``gpu_report.csv`` (the benchmark rows) into
-``--out`` (default chapters/data/).  Without CUDA the CUDA parts are recorded as
+``--out`` (default code/optbook/book/records/).  Without CUDA the CUDA parts are recorded as
 "skipped: no CUDA device" and the chapters still run (``--chapters a,b`` limits them).
 
 On a lent device with no package index, ``--stage-wheels DIR`` (run here) downloads the
@@ -891,8 +891,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--out",
-        default=str(ROOT / "chapters" / "data"),
-        help="folder for gpu_report.json and gpu_report.csv (default chapters/data)",
+        default=str(ROOT / "code" / "optbook" / "book" / "records"),
+        help="folder for gpu_report.json and gpu_report.csv (default code/optbook/book/records)",
     )
     p.add_argument(
         "--budget-s",

@@ -24,7 +24,7 @@ The methodology (chapter "Bake-off"), as code:
 * **Time** is steps x the method's wall-clock per step on this machine, timed apart
   (:func:`time_steps`: one thread, the median of repeated blocks, no evaluation).
 
-``python -m optbook.book.bakeoff --out chapters/data`` runs the whole study and
+``python -m optbook.book.bakeoff --out code/optbook/book/records`` runs the whole study and
 writes ``bakeoff.csv`` (one row per workload x method x trial x seed),
 ``bakeoff_curves.csv`` (the validation metric at every evaluation of every run),
 ``bakeoff_timing.csv`` and ``bakeoff_meta.json`` (machine, date, commit, command,
@@ -843,11 +843,11 @@ def performance_profile(ttt, taus: Sequence[float], column: str = "seconds"):
     import pandas as pd
 
     wide = ttt.pivot(index="workload", columns="method", values=column)
-    ratio = wide.div(wide.min(axis=1), axis=0)
-    return pd.DataFrame(
-        {m: [(ratio[m] <= tau).mean() for tau in taus] for m in wide.columns},
-        index=list(taus),
-    )
+    ratio = wide.div(wide.min(axis=1), axis=0).to_numpy()  # workloads x methods
+    taus = np.asarray(taus, dtype=float)
+    # within[w, m, k]: workload w counts for method m at tau_k (inf, NaN: never)
+    within = ratio[:, :, None] <= taus[None, None, :]
+    return pd.DataFrame(within.mean(axis=0).T, index=list(taus), columns=wide.columns)
 
 
 def profile_score(
@@ -902,12 +902,12 @@ def paired(
 
 def recorded_dir() -> Path:
     """Where the chapter finds the recorded study: ``$OPTBOOK_BAKEOFF`` if set, else
-    ``data/`` beside the notebook, else the repository's ``chapters/data``."""
+    the package's records (:data:`optbook.book.data.RECORDS`)."""
     if os.environ.get("OPTBOOK_BAKEOFF"):
         return Path(os.environ["OPTBOOK_BAKEOFF"])
-    if Path("data/bakeoff.csv").exists():
-        return Path("data")
-    return Path(__file__).resolve().parents[3] / "chapters" / "data"
+    from .data import RECORDS
+
+    return RECORDS
 
 
 def load(directory) -> dict[str, object]:
@@ -1005,7 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m optbook.book.bakeoff", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument("--out", type=Path, default=Path("chapters/data"))
+    p.add_argument("--out", type=Path, default=Path("code/optbook/book/records"))
     p.add_argument("--scale", type=int, default=1)
     p.add_argument("--studies", type=int, default=5)
     p.add_argument("--trials", type=int, default=5)

@@ -24,7 +24,7 @@ import json
 import math
 from typing import Any, Callable, Dict, List, Union
 
-__all__ = ["ClaimFailed", "claim", "recorded", "scale"]
+__all__ = ["ClaimFailed", "claim", "glue", "recorded", "scale"]
 
 #: The glue key under which each claim's record is stored (``claim:<id>``).
 RECORD_PREFIX = "claim:"
@@ -59,11 +59,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _glue(name: str, value: Any) -> None:
+def glue(name: str, value: Any, display: bool = True) -> None:
+    """``myst_nb.glue`` when MyST-NB is installed (the book's build), so the prose can
+    quote ``value`` as ``{glue:text}`name```; elsewhere (a downloaded notebook in plain
+    Jupyter) there is no page to glue into: the value is shown when ``display`` is true
+    and otherwise dropped. Chapters import this one, so they run without MyST-NB."""
     try:
-        from myst_nb import glue
-    except ImportError:  # a downloaded notebook outside the book: nothing to glue into
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
         return
+    myst_glue(name, value, display=display)
+
+
+def _glue(name: str, value: Any) -> None:
     glue(name, value, display=False)
 
 

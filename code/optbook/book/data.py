@@ -1,17 +1,27 @@
-"""Real data that ships offline: scikit-learn's bundled handwritten digits.
+"""Real data that ships offline: scikit-learn's bundled handwritten digits, and the
+book's recorded measurements.
 
 ``sklearn.datasets.load_digits`` reads 1,797 8x8 images from a file inside the
 scikit-learn package, so nothing is downloaded at build or run time.
+
+:data:`RECORDS` is the folder of results that the book reads but does not re-run at
+build time (the bake-off study, the fast-paths benchmark, the GPU report). It is package
+data, inside ``optbook``, so that a chapter downloaded as a notebook finds it wherever
+optbook is installed (from the repository or from the wheel on the site).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["Split", "load_digits"]
+__all__ = ["RECORDS", "Split", "load_digits"]
+
+#: The recorded results (``*.csv``, ``*.json``) shipped inside the package.
+RECORDS = Path(__file__).resolve().parent / "records"
 
 
 @dataclass
