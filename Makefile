@@ -7,7 +7,7 @@ JB := $(VENV)/bin/jupyter-book
 STAMP := $(VENV)/.installed
 BUILD := _build
 
-.PHONY: book site notebooks slides lab test test-fast install gpu-report clean
+.PHONY: book site notebooks slides slides-pdf lab test test-fast install gpu-report clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ $(SLIDES_VENDOR): code/scripts/slides/package.json
 
 slides: notebooks $(SLIDES_VENDOR)
 	$(PY) code/scripts/bookexport.py slides $(BUILD)
+
+# Handouts: one PDF per deck, printed by headless Chromium in reveal.js's print mode
+# (one page per slide, no blank last page), into _build/html/slides/pdf/.
+slides-pdf: slides
+	$(PY) code/scripts/slides_pdf.py $(BUILD)
 
 # JupyterLab on the repository; chapters (MyST .md) open as notebooks through jupytext.
 lab: $(STAMP)

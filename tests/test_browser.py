@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import html
 import http.server
 import re
 import shutil
@@ -199,9 +200,46 @@ def test_slide_deck_in_browser(browser, server, docname):
 
 
 def test_slides_index_lists_every_deck():
+    """In the book's order, each with its chapter's title, its page, and a deck that
+    links back to its page."""
     index = (HTML / "slides" / "index.html").read_text()
+    decks = [f"{Path(d).name}.slides.html" for d in PAGES]
+    for deck in decks:
+        assert deck in index
+    positions = [index.index(f'href="{deck}"') for deck in decks]
+    assert positions == sorted(positions), "the decks are not in the book's order"
     for docname in PAGES:
-        assert f"{Path(docname).name}.slides.html" in index
+        name = Path(docname).name
+        assert f'href="../chapters/{name}.html"' in index
+        deck = (HTML / "slides" / f"{name}.slides.html").read_text()
+        assert f'href="../chapters/{name}.html"' in deck
+        page = (HTML / f"{docname}.html").read_text()
+        title = re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", page, re.S)[1])
+        title = re.sub(r"^\d+\.\s*", "", title.replace("#", "")).strip()
+        assert f">{html.escape(title)}</a>" in index.replace("&#x27;", "'").replace(
+            "&#39;", "'") or f">{title}</a>" in index, title
+
+
+def test_slide_handouts_have_one_page_per_slide_page():
+    """`make slides-pdf` (two decks here): every page reveal.js laid out is printed, and
+    no more (no blank last page); a deck has at least a page per slide."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium")
+    import slides_pdf
+
+    counts = slides_pdf.print_decks(BUILD, ["preface", "adam"])
+    assert set(counts) == {"preface", "adam"}
+    for name, (laid_out, printed) in counts.items():
+        assert printed == laid_out >= expected_slides(name), (name, laid_out, printed)
+        pdf = HTML / "slides" / "pdf" / f"{name}.pdf"
+        assert pdf.read_bytes().startswith(b"%PDF")
+        if shutil.which("pdftotext"):  # .ci/run installs it (poppler-utils)
+            text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                                  capture_output=True, text=True).stdout
+            pages = text.split("\f")[:-1]  # each page ends with a form feed
+            assert len(pages) == printed and all(p.strip() for p in pages), (
+                f"{name}: a blank page")
+            assert "??" not in "".join(pages)
 
 
 def test_offline_assets_are_local():

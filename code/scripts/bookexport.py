@@ -582,7 +582,10 @@ def export_slides(build: Path) -> list[Path]:
     config.SlidesExporter.template_name = "book_reveal"
     exporter = SlidesExporter(config=config)
     entries, written = [], []
-    for notebook in sorted((build / "slides_src").glob("*.ipynb")):
+    order = [Path(d).name for d in ["chapters/preface"] + chapters()]  # book order
+    for notebook in sorted((build / "slides_src").glob("*.ipynb"),
+                           key=lambda p: (order.index(p.stem) if p.stem in order else 99,
+                                          p.stem)):
         plain = nbformat.read(notebook, as_version=4)
         deck = slide_notebook(plain)
         n_slides = sum(c.metadata.get("slideshow", {}).get("slide_type") == "slide" for c in deck.cells)
@@ -595,12 +598,13 @@ def export_slides(build: Path) -> list[Path]:
                       if c.cell_type == "markdown" and c.source.startswith("# ")), notebook.stem)
         entries.append((target.name, title, n_slides))
         written.append(target)
-    items = "\n".join(f'<li><a href="{name}">{html.escape(title)}</a> ({n} slides)</li>'
+    items = "\n".join(f'<li><a href="{name}">{html.escape(title)}</a> ({n} slides; '
+                      f'<a href="../chapters/{name.split(".")[0]}.html">the chapter</a>)</li>'
                       for name, title, n in entries)
     (slides_dir / "index.html").write_text(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>"
         "<title>Slide decks</title><style>body{font-family:sans-serif;max-width:40em;margin:3em auto}"
-        "</style></head><body><h1>Slide decks</h1>\n<p>One reveal.js deck per chapter, generated "
+        "</style></head><body><h1>Slide decks</h1>\n<p>One reveal.js deck per chapter, in the book's order, generated "
         "from the executed chapters. They work offline: reveal.js and MathJax are served from "
         "<code>vendor/</code>. Press <kbd>s</kbd> for speaker notes.</p>\n"
         f"<ul>\n{items}\n</ul>\n<p><a href=\"../index.html\">Back to the book</a></p></body></html>\n",

@@ -14,7 +14,17 @@ import numpy as np
 import torch
 from matplotlib.colors import to_hex, to_rgb
 
-__all__ = ["use_book_style", "show_trace_2d", "shades", "COLORS"]
+__all__ = [
+    "use_book_style", "show_trace_2d", "shades", "small_text", "COLORS", "MIN_TEXT_PX",
+]
+
+#: The width of the built site's text column at desktop size (sphinx-book-theme), in
+#: CSS px: a figure wider than that is shrunk to it, and its text with it.
+COLUMN_PX = 672
+#: The smallest text a figure may show on that column, in CSS px (tick labels and
+#: legends included): about the size of the page's footnotes. use_book_style() checks
+#: every figure a chapter renders and warns, which fails the build (stderr_output: error).
+MIN_TEXT_PX = 10.0
 
 #: One colour per method, book-wide: a method keeps its colour in every chapter, and no
 #: two methods share one.  "gd" and "sgd" are one method (full-batch or mini-batch
@@ -49,8 +59,48 @@ def shades(role: str, n: int) -> List[str]:
     return out
 
 
+def small_text(fig, min_px: float = MIN_TEXT_PX) -> List[tuple]:
+    """(text, size in CSS px) of every visible text of ``fig`` that renders smaller than
+    ``min_px`` on the page: points at ``fig.dpi`` (as Jupyter renders it), scaled down
+    when the figure is wider than the column."""
+    from matplotlib.text import Text
+
+    width_px = fig.get_figwidth() * fig.dpi
+    shrink = min(1.0, COLUMN_PX / width_px)
+    found = []
+    for t in fig.findobj(Text):
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        px = t.get_fontsize() / 72.0 * fig.dpi * shrink
+        if px < min_px - 1e-9:
+            found.append((t.get_text(), round(px, 1)))
+    return found
+
+
+def _checked(print_figure):
+    def print_checked(self, *args, **kwargs):
+        small = small_text(self.figure)
+        if small:
+            import warnings
+
+            warnings.warn(
+                f"figure text below {MIN_TEXT_PX:g} px on the page "
+                f"({self.figure.get_figwidth():g} in wide): {small[:4]}",
+                stacklevel=2,
+            )
+        return print_figure(self, *args, **kwargs)
+
+    print_checked.checks_text = True
+    return print_checked
+
+
 def use_book_style() -> None:
-    """Apply the book's matplotlib settings (call once at the top of a chapter)."""
+    """Apply the book's matplotlib settings (call once at the top of a chapter), and
+    check the text size of every figure rendered from then on (:func:`small_text`)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if not getattr(FigureCanvasBase.print_figure, "checks_text", False):
+        FigureCanvasBase.print_figure = _checked(FigureCanvasBase.print_figure)
     plt.rcParams.update({
         "figure.figsize": (6.0, 3.6),
         "figure.dpi": 100,
@@ -62,7 +112,7 @@ def use_book_style() -> None:
         "grid.alpha": 0.3,
         "axes.spines.top": False,
         "axes.spines.right": False,
-        "font.size": 10,
+        "font.size": 11,  # with MIN_TEXT_PX: figures up to 10 in wide keep 10 px text
         "legend.frameon": False,
         "figure.autolayout": True,
     })
@@ -97,5 +147,5 @@ def show_trace_2d(
     ax.set_ylabel("$x_2$")
     ax.grid(False)
     if traces:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right")
     return ax
