@@ -7,13 +7,14 @@ update, the multi-tensor (``foreach``) update and the optimizer class.
 * torch.optim twins: :mod:`~optbook.sgd` (``SGD``), :mod:`~optbook.adagrad`
   (``Adagrad``), :mod:`~optbook.rmsprop` (``RMSprop``), :mod:`~optbook.adam` (``Adam``,
   ``AdamW``), :mod:`~optbook.nadam`, :mod:`~optbook.radam`, :mod:`~optbook.adamax`,
-  :mod:`~optbook.adadelta`, :mod:`~optbook.adafactor` (``Adafactor``), :mod:`~optbook.muon`
-  (``Muon``);
+  :mod:`~optbook.adadelta`, :mod:`~optbook.adafactor` (``Adafactor``),
+  :mod:`~optbook.muon` (``Muon``);
 * no torch twin, tested against the papers: :mod:`~optbook.lookahead`,
   :mod:`~optbook.adabound`, :mod:`~optbook.shampoo` (``Shampoo``), :mod:`~optbook.soap`
   (``SOAP``);
 * twins of the authors' packages: :mod:`~optbook.lion` (``Lion``, of lion-pytorch),
-  :mod:`~optbook.schedulefree` (``ScheduleFreeAdamW``, ``ScheduleFreeSGD``, of schedulefree);
+  :mod:`~optbook.schedulefree` (``ScheduleFreeAdamW``, ``ScheduleFreeSGD``, of
+  schedulefree);
 * :mod:`~optbook.base` - the plumbing every optimizer shares (groups, lazy state,
   ``maximize``, code-path dispatch, validation), and :func:`compile_step`;
 * :mod:`~optbook.ewma` - exponentially weighted moving averages;
@@ -63,9 +64,10 @@ TWINS = {name: name for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
                                   "Adafactor", "Muon")}
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "EWMA", "ewma_update_", "ewma_sq_update_",
-    "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside", "RMSpropEpsInside",
-    "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step", "IncompatibleStateDict",
-    "NAdam", "RAdam", "Adamax", "Adadelta", "Lookahead", "AdaBound", "schedules",
-    "Adafactor", "Shampoo", "SOAP", "Muon", "Lion", "ScheduleFreeAdamW", "ScheduleFreeSGD",
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "EWMA", "ewma_update_",
+    "ewma_sq_update_", "AdamNoBiasCorrection", "AdamKingmaBa", "AdagradEpsInside",
+    "RMSpropEpsInside", "AMSGradReddi", "AMSGradMaxVhat", "TWINS", "compile_step",
+    "IncompatibleStateDict", "NAdam", "RAdam", "Adamax", "Adadelta", "Lookahead",
+    "AdaBound", "schedules", "Adafactor", "Shampoo", "SOAP", "Muon", "Lion",
+    "ScheduleFreeAdamW", "ScheduleFreeSGD",
 ]

@@ -64,25 +64,27 @@ def adabound_update(
 ) -> None:
     """AdaBound, in the form of the authors' implementation (see :class:`AdaBound`)."""
     if weight_decay != 0:
-        grad = grad.add(param, alpha=weight_decay)          # g <- g + λθ  (L2, as the official code)
-    ewma_update_(exp_avg, grad, beta1)                      # m_t = β1 m_{t-1} + (1-β1) g_t
-    ewma_sq_update_(exp_avg_sq, grad, beta2)                # v_t = β2 v_{t-1} + (1-β2) g_t²
+        # g <- g + λθ  (L2, as the official code)
+        grad = grad.add(param, alpha=weight_decay)
+    ewma_update_(exp_avg, grad, beta1)              # m_t = β1 m_{t-1} + (1-β1) g_t
+    ewma_sq_update_(exp_avg_sq, grad, beta2)        # v_t = β2 v_{t-1} + (1-β2) g_t²
     if amsbound:
         torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        exp_avg_sq = max_exp_avg_sq                         # AMSBound: v_t <- max(v_1..v_t)
+        exp_avg_sq = max_exp_avg_sq                 # AMSBound: v_t <- max(v_1..v_t)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
-    compiling = isinstance(step, Tensor)                    # torch.compile: t a 0-d tensor
+    compiling = isinstance(step, Tensor)            # torch.compile: t a 0-d tensor
     root2 = bias_correction2.sqrt() if compiling else math.sqrt(bias_correction2)
-    step_size = lr * root2 / bias_correction1               # η √(1-β2^t) / (1-β1^t)
-    scaled_final_lr = final_lr * lr / base_lr               # η* follows lr schedules
+    step_size = lr * root2 / bias_correction1       # η √(1-β2^t) / (1-β1^t)
+    scaled_final_lr = final_lr * lr / base_lr       # η* follows lr schedules
     lower, upper = adabound_bounds(step, scaled_final_lr, gamma)
-    denom = exp_avg_sq.sqrt().add_(eps)                     # √v_t + ε
+    denom = exp_avg_sq.sqrt().add_(eps)             # √v_t + ε
     if compiling:
         clipped = (step_size / denom).clamp_(lower, upper)
     else:
-        clipped = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper)  # Clip(η_t/(√v_t+ε), η_l, η_u)
-    param.addcmul_(clipped, exp_avg, value=-1)              # θ_t = θ_{t-1} - clipped ⊙ m_t
+        # Clip(η_t/(√v_t+ε), η_l, η_u)
+        clipped = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper)
+    param.addcmul_(clipped, exp_avg, value=-1)      # θ_t = θ_{t-1} - clipped ⊙ m_t
 # [adabound-end]
 
 
@@ -94,9 +96,9 @@ class AdaBound(TwinOptimizer):
     paper's Algorithm 2 verbatim.  At step t (t = 1, 2, ...)::
 
         m_t  = β1 m_{t-1} + (1-β1) g_t,     v_t = β2 v_{t-1} + (1-β2) g_t²
-        η_t  = lr · √(1-β2^t) / (1-β1^t)                        (Adam's bias corrections)
-        η*   = final_lr · lr / base_lr                          (base_lr: the group's lr
-                                                                 at construction)
+        η_t  = lr · √(1-β2^t) / (1-β1^t)                    (Adam's bias corrections)
+        η*   = final_lr · lr / base_lr                      (base_lr: the group's lr
+                                                             at construction)
         η_l  = η* (1 - 1/(γ t + 1)),        η_u = η* (1 + 1/(γ t))
         θ_t  = θ_{t-1} - clip(η_t / (√v_t + ε), η_l, η_u) ⊙ m_t
 
@@ -164,9 +166,10 @@ class AdaBound(TwinOptimizer):
         state["step"] += 1
         beta1, beta2 = group["betas"]
         adabound_update(
-            param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-            step_value(state["step"]),
+            param, grad, state["exp_avg"], state["exp_avg_sq"],
+            state.get("max_exp_avg_sq"), step_value(state["step"]),
             lr=float(to_scalar(group["lr"])), base_lr=group["base_lr"], beta1=beta1,
-            beta2=beta2, final_lr=group["final_lr"], gamma=group["gamma"], eps=group["eps"],
-            weight_decay=group["weight_decay"], amsbound=group["amsbound"],
+            beta2=beta2, final_lr=group["final_lr"], gamma=group["gamma"],
+            eps=group["eps"], weight_decay=group["weight_decay"],
+            amsbound=group["amsbound"],
         )

@@ -34,7 +34,8 @@ __all__ = ["Adadelta", "adadelta_update", "adadelta_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_adadelta.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_adadelta.
 # ----------------------------------------------------------------------------------
 
 
@@ -50,24 +51,33 @@ def adadelta_update(
     eps: float,
     weight_decay: float,
 ) -> None:
-    """Adadelta (Zeiler, 2012): RMSProp whose step is rescaled by the RMS of past steps."""
+    """Adadelta (Zeiler, 2012): RMSProp whose step is rescaled by the RMS of past
+    steps."""
     if weight_decay != 0:
-        grad = grad.add(param, alpha=weight_decay)          # (eq-av-l2)            g <- g + λθ
+        grad = grad.add(param, alpha=weight_decay)          # (eq-av-l2) g <- g + λθ
     complex_param = torch.is_complex(param)
-    grad = as_real(grad)                                    # complex -> pairs of reals (not param)
-    ewma_sq_update_(square_avg, grad, rho)                  # (eq-av-adadelta-v)    v_t = β v_{t-1} + (1-β) g_t²
-    std = square_avg.add(eps).sqrt_()                       # (eq-av-adadelta-step) RMS[g]_t = √(v_t + ε)
-    delta = acc_delta.add(eps).sqrt_()                      # (eq-av-adadelta-step) RMS[Δθ]_{t-1} = √(z_{t-1} + ε)
-    delta.div_(std).mul_(grad)                              # (eq-av-adadelta-step) Δθ_t = RMS[Δθ]_{t-1} / RMS[g]_t · g_t
-    ewma_sq_update_(acc_delta, delta, rho)                  # (eq-av-adadelta-u)    z_t = β z_{t-1} + (1-β) Δθ_t²
+    # complex -> pairs of reals (not param)
+    grad = as_real(grad)
+    # v_t = β v_{t-1} + (1-β) g_t²
+    ewma_sq_update_(square_avg, grad, rho)                  # (eq-av-adadelta-v)
+    # RMS[g]_t = √(v_t + ε)
+    std = square_avg.add(eps).sqrt_()                       # (eq-av-adadelta-step)
+    # RMS[Δθ]_{t-1} = √(z_{t-1} + ε)
+    delta = acc_delta.add(eps).sqrt_()                      # (eq-av-adadelta-step)
+    # Δθ_t = RMS[Δθ]_{t-1} / RMS[g]_t · g_t
+    delta.div_(std).mul_(grad)                              # (eq-av-adadelta-step)
+    # z_t = β z_{t-1} + (1-β) Δθ_t²
+    ewma_sq_update_(acc_delta, delta, rho)                  # (eq-av-adadelta-u)
     if complex_param:
         delta = torch.view_as_complex(delta)                # pairs of reals -> complex
-    param.add_(delta, alpha=-lr)                            # (eq-av-adadelta-step) θ_t = θ_{t-1} - η Δθ_t
+    # θ_t = θ_{t-1} - η Δθ_t
+    param.add_(delta, alpha=-lr)                            # (eq-av-adadelta-step)
 # [adadelta-end]
 
 
 # ----------------------------------------------------------------------------------
-# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_adadelta.
+# Multi-tensor update (the foreach=True path), op for op as torch's
+# _multi_tensor_adadelta.
 # ----------------------------------------------------------------------------------
 
 
@@ -96,7 +106,8 @@ def adadelta_foreach_update(
     deltas = torch._foreach_add(acc_deltas, eps)
     torch._foreach_sqrt_(deltas)                                # √(z_{t-1} + ε)
     torch._foreach_div_(deltas, std)
-    torch._foreach_mul_(deltas, grads)                          # Δθ_t = √(z_{t-1}+ε)/√(v_t+ε) g_t
+    # Δθ_t = √(z_{t-1}+ε)/√(v_t+ε) g_t
+    torch._foreach_mul_(deltas, grads)
     torch._foreach_mul_(acc_deltas, rho)                        # (eq-av-adadelta-u)
     torch._foreach_addcmul_(acc_deltas, deltas, deltas, value=1 - rho)
     if isinstance(lr, Tensor) and torch.compiler.is_compiling():
@@ -108,7 +119,8 @@ def adadelta_foreach_update(
 
 
 # ----------------------------------------------------------------------------------
-# The optimizer class: torch.optim.Adadelta's constructor, defaults, validation and state.
+# The optimizer class: torch.optim.Adadelta's constructor, defaults, validation and
+# state.
 # ----------------------------------------------------------------------------------
 
 
@@ -164,10 +176,12 @@ class Adadelta(TwinOptimizer):
             weight_decay=group["weight_decay"],
         )
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         increment_steps([s["step"] for s in states])
         self._functional(adadelta_foreach_update)(
-            params, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
-            lr=to_scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
-            weight_decay=group["weight_decay"], maximize=group["maximize"],
+            params, grads, [s["square_avg"] for s in states],
+            [s["acc_delta"] for s in states], lr=to_scalar(group["lr"]),
+            rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
         )

@@ -32,7 +32,8 @@ __all__ = ["Adagrad", "adagrad_update", "adagrad_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_adagrad.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_adagrad.
 # ----------------------------------------------------------------------------------
 
 
@@ -50,17 +51,21 @@ def adagrad_update(
 ) -> None:
     """AdaGrad: divide each coordinate's step by the root of its summed squares."""
     if weight_decay != 0:
-        grad = grad.add(param, alpha=weight_decay)          # (eq-l2)           g <- g + λθ
+        grad = grad.add(param, alpha=weight_decay)          # (eq-l2) g <- g + λθ
     param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
-    clr = lr / (1 + (step - 1) * lr_decay)                  # (eq-adagrad-decay) η_t = η / (1 + (t-1) d)
-    state_sum.addcmul_(grad, grad, value=1)                 # (eq-adagrad-s)    s_t = s_{t-1} + g_t²
+    # η_t = η / (1 + (t-1) d)
+    clr = lr / (1 + (step - 1) * lr_decay)                  # (eq-adagrad-decay)
+    # s_t = s_{t-1} + g_t²
+    state_sum.addcmul_(grad, grad, value=1)                 # (eq-adagrad-s)
     std = state_sum.sqrt().add_(eps)                        # (eq-adagrad-step) √s_t + ε
-    param.addcdiv_(grad, std, value=-clr)                   # (eq-adagrad-step) θ_t = θ_{t-1} - η_t g_t / (√s_t + ε)
+    # θ_t = θ_{t-1} - η_t g_t / (√s_t + ε)
+    param.addcdiv_(grad, std, value=-clr)                   # (eq-adagrad-step)
 # [adagrad-end]
 
 
 # ----------------------------------------------------------------------------------
-# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_adagrad.
+# Multi-tensor update (the foreach=True path), op for op as torch's
+# _multi_tensor_adagrad.
 # ----------------------------------------------------------------------------------
 
 
@@ -78,25 +83,36 @@ def adagrad_foreach_update(
     maximize: bool = False,
 ) -> None:
     """AdaGrad on a list of tensors of one device and dtype."""
-    params, grads, state_sums = as_real_list(params), as_real_list(grads), as_real_list(state_sums)
-    grads_are_ours = maximize or weight_decay != 0                     # a temporary we may overwrite
-    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)            g <- g + λθ
+    params, grads, state_sums = (as_real_list(params), as_real_list(grads),
+                                 as_real_list(state_sums))
+    # a temporary we may overwrite
+    grads_are_ours = maximize or weight_decay != 0
+    # g <- g + λθ
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,  # (eq-l2)
                           maximize=maximize)
-    minus_clr = [-lr / (1 + (step_value(step) - 1) * lr_decay) for step in steps]  # (eq-adagrad-decay) -η_t
-    torch._foreach_addcmul_(state_sums, grads, grads, value=1)         # (eq-adagrad-s)    s_t = s_{t-1} + g_t²
-    std = torch._foreach_sqrt(state_sums)                              # (eq-adagrad-step) √s_t
-    torch._foreach_add_(std, eps)                                      #                   + ε
+    # -η_t
+    minus_clr = [-lr / (1 + (step_value(step) - 1) * lr_decay)      # (eq-adagrad-decay)
+                 for step in steps]
+    # s_t = s_{t-1} + g_t²
+    torch._foreach_addcmul_(state_sums, grads, grads, value=1)      # (eq-adagrad-s)
+    # √s_t
+    std = torch._foreach_sqrt(state_sums)                           # (eq-adagrad-step)
+    torch._foreach_add_(std, eps)                                   # + ε
     if grads_are_ours:
-        torch._foreach_mul_(grads, minus_clr)                          # (eq-adagrad-step) -η_t g_t
+        # -η_t g_t
+        torch._foreach_mul_(grads, minus_clr)                       # (eq-adagrad-step)
         numerator = grads
     else:
-        numerator = torch._foreach_mul(grads, minus_clr)               # (eq-adagrad-step) -η_t g_t
-    torch._foreach_addcdiv_(params, numerator, std)                    # (eq-adagrad-step) θ_t = θ_{t-1} - η_t g_t / (√s_t + ε)
+        # -η_t g_t
+        numerator = torch._foreach_mul(grads, minus_clr)            # (eq-adagrad-step)
+    # θ_t = θ_{t-1} - η_t g_t / (√s_t + ε)
+    torch._foreach_addcdiv_(params, numerator, std)                 # (eq-adagrad-step)
 # [adagrad-foreach-end]
 
 
 # ----------------------------------------------------------------------------------
-# The optimizer class: torch.optim.Adagrad's constructor, defaults, validation and state.
+# The optimizer class: torch.optim.Adagrad's constructor, defaults, validation and
+# state.
 # ----------------------------------------------------------------------------------
 
 
@@ -150,7 +166,8 @@ class Adagrad(TwinOptimizer):
         if torch.is_complex(param):
             value = complex(value, value)
         state["step"] = new_step_counter()
-        state["sum"] = torch.full_like(param, value, memory_format=torch.preserve_format)
+        state["sum"] = torch.full_like(param, value,
+                                       memory_format=torch.preserve_format)
 
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         state["step"] += 1
@@ -160,7 +177,8 @@ class Adagrad(TwinOptimizer):
             weight_decay=group["weight_decay"], eps=group["eps"],
         )
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         steps = [s["step"] for s in states]
         increment_steps(steps)
         self._functional(adagrad_foreach_update)(

@@ -36,7 +36,8 @@ __all__ = ["Adamax", "adamax_update", "adamax_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_adamax.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_adamax.
 # ----------------------------------------------------------------------------------
 
 
@@ -56,19 +57,24 @@ def adamax_update(
 ) -> None:
     """Adamax (Kingma & Ba, 2015, §7.1): Adam with the ∞-norm in place of the 2-norm."""
     if weight_decay != 0:
-        grad = grad.add(param, alpha=weight_decay)          # (eq-av-l2)          g <- g + λθ
+        grad = grad.add(param, alpha=weight_decay)          # (eq-av-l2) g <- g + λθ
     param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
-    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)      m_t = β1 m_{t-1} + (1-β1) g_t
-    torch.maximum(exp_inf.mul_(beta2),                      # (eq-av-adamax-u)    u_t = max(β2 u_{t-1}, |g_t| + ε)
+    # m_t = β1 m_{t-1} + (1-β1) g_t
+    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)
+    # u_t = max(β2 u_{t-1}, |g_t| + ε)
+    torch.maximum(exp_inf.mul_(beta2),                      # (eq-av-adamax-u)
                   grad.abs().add_(eps), out=exp_inf)
-    bias_correction = 1 - beta1**step                       # (eq-av-adam-mhat)   m̂_t = m_t / (1-β1^t)
-    clr = lr / bias_correction                              #                     fold 1/(1-β1^t) into η
-    param.addcdiv_(exp_avg, exp_inf, value=-clr)            # (eq-av-adamax-step) θ_t = θ_{t-1} - η m̂_t / u_t
+    # m̂_t = m_t / (1-β1^t)
+    bias_correction = 1 - beta1**step                       # (eq-av-adam-mhat)
+    clr = lr / bias_correction                              # fold 1/(1-β1^t) into η
+    # θ_t = θ_{t-1} - η m̂_t / u_t
+    param.addcdiv_(exp_avg, exp_inf, value=-clr)            # (eq-av-adamax-step)
 # [adamax-end]
 
 
 # ----------------------------------------------------------------------------------
-# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_adamax.
+# Multi-tensor update (the foreach=True path), op for op as torch's
+# _multi_tensor_adamax.
 # ----------------------------------------------------------------------------------
 
 
@@ -90,21 +96,24 @@ def adamax_foreach_update(
     """Adamax on a list of tensors of one device and dtype; ``steps`` already hold t."""
     params, grads = as_real_list(params), as_real_list(grads)
     exp_avgs, exp_infs = as_real_list(exp_avgs), as_real_list(exp_infs)
-    copied = maximize or weight_decay != 0  # whether grads is already a temporary of ours
+    # whether grads is already a temporary of ours
+    copied = maximize or weight_decay != 0
     grads = ascent_and_l2(grads, params, weight_decay=weight_decay,  # (eq-av-l2)
                           maximize=maximize)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)            # (eq-av-adam-m)
-    torch._foreach_mul_(exp_infs, beta2)                        # (eq-av-adamax-u) β2 u_{t-1}
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)         # (eq-av-adam-m)
+    # β2 u_{t-1}
+    torch._foreach_mul_(exp_infs, beta2)                     # (eq-av-adamax-u)
     if copied:
-        torch._foreach_abs_(grads)                              # |g_t|, in the temporary
+        torch._foreach_abs_(grads)                           # |g_t|, in the temporary
     else:
-        grads = torch._foreach_abs(grads)                       # |g_t| (p.grad untouched)
-    torch._foreach_add_(grads, eps)                             # |g_t| + ε
-    torch._foreach_maximum_(exp_infs, grads)                    # u_t = max(β2 u_{t-1}, |g_t|+ε)
+        grads = torch._foreach_abs(grads)                    # |g_t| (p.grad untouched)
+    torch._foreach_add_(grads, eps)                          # |g_t| + ε
+    # u_t = max(β2 u_{t-1}, |g_t|+ε)
+    torch._foreach_maximum_(exp_infs, grads)
     lr_value = step_value(lr) if isinstance(lr, Tensor) else lr
     step_size = [(lr_value / (1 - beta1 ** step_value(step))) * -1  # -η / (1-β1^t)
                  for step in steps]
-    foreach_addcdiv_(params, exp_avgs, exp_infs, step_size)     # (eq-av-adamax-step)
+    foreach_addcdiv_(params, exp_avgs, exp_infs, step_size)  # (eq-av-adamax-step)
 # [adamax-foreach-end]
 
 
@@ -164,12 +173,14 @@ class Adamax(TwinOptimizer):
             weight_decay=group["weight_decay"],
         )
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         steps = [s["step"] for s in states]
         increment_steps(steps)
         beta1, beta2 = group["betas"]
         self._functional(adamax_foreach_update)(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_inf"] for s in states],
-            steps, lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
+            params, grads, [s["exp_avg"] for s in states],
+            [s["exp_inf"] for s in states], steps, lr=to_scalar(group["lr"]),
+            beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"], maximize=group["maximize"],
         )

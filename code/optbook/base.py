@@ -2,8 +2,8 @@
 
 An optbook optimizer is two things:
 
-* a *pure functional update* for one tensor (e.g. ``adam_update`` in :mod:`optbook.adam`), which is
-  what the chapters display and annotate, and
+* a *pure functional update* for one tensor (e.g. ``adam_update`` in
+  :mod:`optbook.adam`), which is what the chapters display and annotate, and
 * a thin :class:`torch.optim.Optimizer` subclass that validates hyperparameters,
   walks the parameter groups, creates state lazily, applies ``maximize`` and hands
   each parameter to the functional update.
@@ -12,8 +12,8 @@ The second part is identical for every algorithm, so it lives here in
 :class:`TwinOptimizer`.  Subclasses only say which state a parameter needs
 (:meth:`TwinOptimizer._init_state`) and how to call their functional update
 (:meth:`TwinOptimizer._update` for one tensor, and, for the multi-tensor path of
-the module's ``*_foreach_update``, :meth:`TwinOptimizer._foreach_update` for a list of tensors
-of one device and dtype).
+the module's ``*_foreach_update``, :meth:`TwinOptimizer._foreach_update` for a list of
+tensors of one device and dtype).
 
 Three code paths, chosen per parameter group at every step:
 
@@ -199,7 +199,8 @@ def scalar_dtype() -> torch.dtype:
 
     This is torch.optim's convention; matching it keeps state_dicts interchangeable.
     """
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    return (torch.float64 if torch.get_default_dtype() == torch.float64
+            else torch.float32)
 
 
 def new_step_counter() -> Tensor:
@@ -283,7 +284,8 @@ def default_to_foreach(params: list, differentiable: bool = False) -> bool:
         return False
     devices = _get_foreach_kernels_supported_devices()
     return all(
-        p is None or (type(p) in (Tensor, torch.nn.Parameter) and p.device.type in devices)
+        p is None or (type(p) in (Tensor, torch.nn.Parameter)
+                      and p.device.type in devices)
         for p in params
     )
 
@@ -435,10 +437,12 @@ class TwinOptimizer(Optimizer):
     def _init_state(self, param: Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
-    def _update(self, param: Tensor, grad: Tensor, state: Optional[dict], group: dict) -> None:
+    def _update(self, param: Tensor, grad: Tensor, state: Optional[dict],
+                group: dict) -> None:
         raise NotImplementedError
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         raise NotImplementedError
 
     def _foreach_by_default(self, group: dict) -> bool:
@@ -451,7 +455,8 @@ class TwinOptimizer(Optimizer):
         return getattr(self, "_compile_options", None) is not None
 
     def _functional(self, update: Callable) -> Callable:
-        """``update`` itself, or its ``torch.compile``-d version after :func:`compile_step`.
+        """``update`` itself, or its ``torch.compile``-d version after
+        :func:`compile_step`.
 
         Each (parameter group, device, dtype) bucket gets its own compiled copy:
         dynamo keeps its cache, and its limit of 8 recompilations, per code object,
@@ -529,16 +534,20 @@ class TwinOptimizer(Optimizer):
                 buckets = Optimizer._group_tensors_by_device_and_dtype(
                     [params, grads], with_indices=True)
                 for bucket, ((bucket_params, bucket_grads), indices) in buckets.items():
-                    self._bucket = (group_index, bucket)  # names the compiled copy to use
-                    # ``maximize`` is applied inside the multi-tensor update, as in torch,
-                    # so that its negated copy is reused for weight decay and freed early.
+                    # names the compiled copy to use
+                    self._bucket = (group_index, bucket)
+                    # ``maximize`` is applied inside the multi-tensor update, as in
+                    # torch, so that its negated copy is reused for weight decay and
+                    # freed early.
                     self._foreach_update(group, bucket_params, bucket_grads,
                                          [states[i] for i in indices])
             else:
                 for param, grad, state in zip(params, grads, states):
-                    # torch negates a copy of the gradient; p.grad itself is not modified.
-                    # (Passed without a name here, so that the update can free it.)
-                    self._update(param, -grad if group["maximize"] else grad, state, group)
+                    # torch negates a copy of the gradient; p.grad itself is not
+                    # modified.  (Passed without a name here, so that the update can
+                    # free it.)
+                    self._update(param, -grad if group["maximize"] else grad, state,
+                                 group)
         return loss
 
 
@@ -555,7 +564,8 @@ def _loaded_scalar(value: Any, param: Tensor, group: dict) -> Tensor:
 def _own_code_copy(function: Callable) -> Callable:
     """The same function with a code object of its own (see ``_functional``)."""
     copy = types.FunctionType(function.__code__.replace(), function.__globals__,
-                              function.__name__, function.__defaults__, function.__closure__)
+                              function.__name__, function.__defaults__,
+                              function.__closure__)
     copy.__kwdefaults__ = function.__kwdefaults__
     copy.__qualname__, copy.__doc__ = function.__qualname__, function.__doc__
     return copy
@@ -565,13 +575,14 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     """Switch ``optimizer`` to the compiled path and return it.
 
     From the next :meth:`~TwinOptimizer.step` on, every parameter group is updated by
-    the algorithm's multi-tensor functional update (e.g. :func:`optbook.adam.adam_foreach_update`) compiled
-    with ``torch.compile(update, **compile_options)`` (default
-    ``fullgraph=True``): the compiler fuses the chain of elementwise ``_foreach_``
-    operations into one pass over memory per tensor, the way torch's ``fused=True``
-    kernels are written by hand.  On the CPU TorchInductor generates C++ (a C++
-    compiler must be installed); on CUDA it generates Triton kernels (the CUDA tests
-    in ``tests/test_compile.py`` run only where a GPU is present).
+    the algorithm's multi-tensor functional update (e.g.
+    :func:`optbook.adam.adam_foreach_update`) compiled with ``torch.compile(update,
+    **compile_options)`` (default ``fullgraph=True``): the compiler fuses the chain of
+    elementwise ``_foreach_`` operations into one pass over memory per tensor, the way
+    torch's ``fused=True`` kernels are written by hand.  On the CPU TorchInductor
+    generates C++ (a C++ compiler must be installed); on CUDA it generates Triton
+    kernels (the CUDA tests in ``tests/test_compile.py`` run only where a GPU is
+    present).
 
     Why a function and not a constructor flag: the constructors stay the exact twins
     of torch.optim's, and ``param_groups`` keep torch's keys, so a ``state_dict``
@@ -581,14 +592,14 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     Only the functional update is compiled; the bookkeeping around it (grouping,
     lazy state, step counters, ``maximize``) stays eager, and so do Adam's per-tensor
     step scalars (:func:`optbook.adam.adam_step_scalars`: compiled into the loop,
-    their ``pow`` would be recomputed for every vector of elements).  The first step compiles
-    (seconds to a minute on a CPU); later steps reuse the compiled code unless the
-    tensors' shapes, dtypes or the Python-level options (``amsgrad``, ``momentum !=
+    their ``pow`` would be recomputed for every vector of elements).  The first step
+    compiles (seconds to a minute on a CPU); later steps reuse the compiled code unless
+    the tensors' shapes, dtypes or the Python-level options (``amsgrad``, ``momentum !=
     0``, ...) change.  A float learning rate changed by a scheduler does not force a
     recompilation: it is passed to the compiled code as a 0-d tensor.  Other
-    hyperparameters are constants of the compiled code; changing them (e.g.
-    OneCycleLR cycling momentum or betas) recompiles, as with torch.compile of
-    torch.optim (whose remedy, Tensor betas with capturable=True, optbook lacks).
+    hyperparameters are constants of the compiled code; changing them (e.g. OneCycleLR
+    cycling momentum or betas) recompiles, as with torch.compile of torch.optim (whose
+    remedy, Tensor betas with capturable=True, optbook lacks).
 
     Inside an outer ``torch.compile`` (a compiled training step calling
     ``optimizer.step()``) the compiled path steps aside: ``step`` runs the plain
@@ -598,8 +609,8 @@ def compile_step(optimizer: TwinOptimizer, **compile_options: Any) -> TwinOptimi
     ``compile_step`` unnecessary, and combining the two costs nothing.
     """
     if not isinstance(optimizer, TwinOptimizer) or not optimizer.supports_foreach:
-        raise TypeError(f"compile_step needs an optbook twin optimizer (SGD, Adagrad, RMSprop, "
-                        f"Adam, AdamW), got {type(optimizer).__name__}")
+        raise TypeError(f"compile_step needs an optbook twin optimizer (SGD, Adagrad, "
+                        f"RMSprop, Adam, AdamW), got {type(optimizer).__name__}")
     optimizer._compile_options = {"fullgraph": True, **compile_options}
     optimizer.__dict__.pop("_compiled_updates", None)
     return optimizer

@@ -2,7 +2,7 @@
 
 ``python -m optbook.bench`` times one ``optimizer.step()`` of every code path:
 
-=====================  ==================================================================
+=====================  =================================================================
 ``optbook-single``     ``optbook.X(foreach=False)``: a Python loop, one kernel per line
                        per tensor (e.g. ``optbook.adam.adam_update``)
 ``optbook-foreach``    ``optbook.X(foreach=True)``: one ``torch._foreach_*`` call per
@@ -14,7 +14,7 @@
 ``torch-fused``        ``torch.optim.X(fused=True)``: hand-written fused kernels (none
                        for RMSprop)
 ``torch-compiled``     ``torch.compile(torch.optim.X(foreach=True).step)``
-=====================  ==================================================================
+=====================  =================================================================
 
 for Adam, AdamW, SGD with momentum, RMSprop and Adagrad, on the parameter list of a
 small GPT-like transformer (token and position embeddings; per layer two layer
@@ -40,8 +40,8 @@ the table can show the eager traffic next to the minimum.
 
 The output is a text table; ``--json`` and ``--csv`` also save the results with the
 machine, date, torch version and load average.  The chapter *From loops to fused
-kernels* reads the JSON file that ``--json code/optbook/book/records/fast_paths_bench.json``
-writes.
+kernels* reads the JSON file that
+``--json code/optbook/book/records/fast_paths_bench.json`` writes.
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def minimum_streams(algorithm: str, hyper: Optional[dict] = None) -> Tuple[int, 
     return 2 + k, 1 + k
 
 
-def minimum_bytes_per_param(algorithm: str, itemsize: int = 4, hyper: Optional[dict] = None) -> int:
+def minimum_bytes_per_param(algorithm: str, itemsize: int = 4,
+                            hyper: Optional[dict] = None) -> int:
     reads, writes = minimum_streams(algorithm, hyper)
     return (reads + writes) * itemsize
 
@@ -372,7 +373,8 @@ def measure_bandwidth(device: torch.device, numel: int = 2**26, reps: int = 9) -
     return result
 
 
-def measure_peak_flops(device: torch.device, n: Optional[int] = None, reps: int = 5) -> dict:
+def measure_peak_flops(device: torch.device, n: Optional[int] = None,
+                       reps: int = 5) -> dict:
     """Compute throughput in GFLOP/s: a float32 matrix product (2 n³ flops), the most
     compute-dense operation torch has; median and best of ``reps`` after a warm-up."""
     n = n or (8192 if device.type == "cuda" else 2048)
@@ -467,7 +469,8 @@ def make_stepper(impl: str, algorithm: str, params: List[torch.Tensor]):
         opt = theirs(params, foreach=True, **hyper)
         return opt, torch.compile(opt.step)
     else:
-        raise ValueError(f"unknown implementation {impl!r}; choose from {IMPLEMENTATIONS}")
+        raise ValueError(f"unknown implementation {impl!r}; "
+                         f"choose from {IMPLEMENTATIONS}")
     return opt, opt.step
 
 
@@ -480,7 +483,8 @@ class Result:
     algorithm: str
     impl: str
     ms: float                         # median time of one step, milliseconds
-    ms_min: float = 0.0               # fastest round (least disturbed by other processes)
+    # fastest round (least disturbed by other processes)
+    ms_min: float = 0.0
     ms_all: List[float] = field(default_factory=list)
     gbps: float = 0.0                 # minimum bytes / time
     bandwidth_gbps: float = 0.0       # median of the bandwidth probe, same rounds
@@ -523,7 +527,8 @@ def benchmark(
     devs = [torch.device(d) for d in devices]
     out = {"machine": machine_info(devs), "bandwidth": {}, "results": [], "state": [],
            "traffic": [], "config": dict(reps=reps, inner=inner, warmup=warmup,
-                                          sizes=list(sizes), algorithms=list(algorithms),
+                                          sizes=list(sizes),
+                                          algorithms=list(algorithms),
                                           impls=list(impls), devices=list(devices))}
     for device in devs:
         bw = measure_bandwidth(device, numel=bandwidth_numel)
@@ -531,16 +536,19 @@ def benchmark(
         out["bandwidth"][str(device)] = bw
         probe = BandwidthProbe(device, bandwidth_numel)
         log(f"{book_device.describe(device)}: bandwidth copy {bw['copy']:.1f}, triad "
-            f"{bw['triad']:.1f}, addcmul {bw['addcmul']:.1f} GB/s (medians); limit {bw['limit']:.1f}; "
+            f"{bw['triad']:.1f}, addcmul {bw['addcmul']:.1f} GB/s (medians); "
+            f"limit {bw['limit']:.1f}; "
             f"matmul {bw['gflops_best']:.0f} GFLOP/s")
         sync = _sync(device)
         for size in sizes:
             shapes, arch = transformer_shapes(size)
             gen = torch.Generator().manual_seed(seed)
             base = [torch.randn(s, generator=gen).mul_(0.02) for s in shapes]
-            grads = [torch.randn(s, generator=gen).mul_(1e-3).to(device) for s in shapes]
+            grads = [torch.randn(s, generator=gen).mul_(1e-3).to(device)
+                     for s in shapes]
             for algorithm in algorithms:
-                log(f"  {format_size(arch['numel'])} ({arch['tensors']} tensors) {algorithm}")
+                log(f"  {format_size(arch['numel'])} ({arch['tensors']} tensors) "
+                    f"{algorithm}")
                 if any(impl in COMPILED for impl in impls):
                     # dynamo allows 8 recompilations per code object, and every
                     # torch.compile(opt.step) shares torch's Optimizer.step wrapper
@@ -574,7 +582,8 @@ def benchmark(
                         step()
                     steppers[impl], params_of[impl] = step, params
                 times = {impl: [] for impl in steppers}
-                probe_gbps = []                # the bandwidth, measured in the same rounds
+                # the bandwidth, measured in the same rounds
+                probe_gbps = []
                 for _ in range(reps):          # interleaved rounds
                     probe_gbps.append(max(probe.run().values()))
                     for impl, step in steppers.items():
@@ -589,12 +598,14 @@ def benchmark(
                 bw_now = statistics.median(probe_gbps)
                 bw["limit"] = max(bw["limit"], max(probe_gbps))
                 reference = params_of.get("torch-single")
-                profiled = {impl: profile_step(step, device) for impl, step in steppers.items()
+                profiled = {impl: profile_step(step, device)
+                            for impl, step in steppers.items()
                             if launches and device.type == "cuda"}
                 for impl, ts in times.items():
-                    r = Result(device=str(device), size=format_size(arch["numel"]), numel=arch["numel"],
-                               tensors=arch["tensors"], algorithm=algorithm, impl=impl,
-                               ms=medians[impl], ms_min=min(ts), ms_all=ts, warmup_s=warm[impl],
+                    r = Result(device=str(device), size=format_size(arch["numel"]),
+                               numel=arch["numel"], tensors=arch["tensors"],
+                               algorithm=algorithm, impl=impl, ms=medians[impl],
+                               ms_min=min(ts), ms_all=ts, warmup_s=warm[impl],
                                bandwidth_gbps=bw_now)
                     r.gbps = min_bytes / (r.ms / 1e3) / 1e9
                     r.fraction = r.gbps / bw_now
@@ -625,7 +636,8 @@ def benchmark(
         opt = getattr(optbook, spec.cls)(params, **spec.hyper)
         opt.step()
         state_bytes = sum(v.numel() * v.element_size() for s in opt.state.values()
-                          for k, v in s.items() if isinstance(v, torch.Tensor) and k != "step")
+                          for k, v in s.items()
+                          if isinstance(v, torch.Tensor) and k != "step")
         param_bytes = sum(p.numel() * p.element_size() for p in params)
         reads, writes = minimum_streams(algorithm)
         out["state"].append(dict(
@@ -641,7 +653,8 @@ def benchmark(
             for p, q in zip(ps, params):
                 p.grad = q.grad
             _, step = make_stepper(impl, algorithm, ps)
-            step()                              # state exists: count a steady-state step
+            # state exists: count a steady-state step
+            step()
             read, written, flops, ops = count_traffic(step)
             out["traffic"].append(dict(
                 algorithm=algorithm, impl=impl, ops=ops, tensors=arch["tensors"],
@@ -649,7 +662,8 @@ def benchmark(
                 read_bytes_per_param=read / arch["numel"],
                 written_bytes_per_param=written / arch["numel"],
                 bytes_per_param=(read + written) / arch["numel"]))
-    out["machine"]["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    out["machine"]["load_average_end"] = (os.getloadavg() if hasattr(os, "getloadavg")
+                                          else None)
     out["machine"]["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     return out
 
@@ -667,29 +681,37 @@ def format_report(data: dict) -> str:
     m = data["machine"]
     lines = [
         f"optbook.bench: torch {m['torch']}, {m['cpu']} ({m['cpu_count']} CPUs, "
-        f"{m['torch_threads']} torch threads, last-level cache {m.get('last_level_cache')}), {m['date']}",
-        f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in m['load_average'] or [])}"
+        f"{m['torch_threads']} torch threads, last-level cache "
+        f"{m.get('last_level_cache')}), {m['date']}",
+        f"load average (1, 5, 15 min) at start: "
+        f"{', '.join(f'{x:.2f}' for x in m['load_average'] or [])}"
         f"; at end: {', '.join(f'{x:.2f}' for x in m.get('load_average_end') or [])}",
     ]
-    traffic = {(t["algorithm"], t["impl"]): t["bytes_per_param"] for t in data["traffic"]}
+    traffic = {(t["algorithm"], t["impl"]): t["bytes_per_param"]
+               for t in data["traffic"]}
     flops_of = {t["algorithm"]: t["flops_per_param"]
                 for t in data["traffic"] if t["impl"] == "optbook-single"}
     for device, bw in data["bandwidth"].items():
-        lines += ["", f"== {device}: memory bandwidth (median / best of {bw['reps']}, GB/s): "
-                      f"copy {bw['copy']:.1f} / {bw['copy_best']:.1f}, triad {bw['triad']:.1f} / "
-                      f"{bw['triad_best']:.1f}, addcmul {bw['addcmul']:.1f} / {bw['addcmul_best']:.1f}; "
+        lines += ["", f"== {device}: memory bandwidth (median / best of {bw['reps']}, "
+                      f"GB/s): copy {bw['copy']:.1f} / {bw['copy_best']:.1f}, "
+                      f"triad {bw['triad']:.1f} / {bw['triad_best']:.1f}, "
+                      f"addcmul {bw['addcmul']:.1f} / {bw['addcmul_best']:.1f}; "
                       f"best seen in the run: {bw['limit']:.1f} GB/s",
-                  f"   compute: float32 matmul {bw['gflops']:.0f} / {bw['gflops_best']:.0f} GFLOP/s "
-                  f"(median / best); ridge point {bw['gflops_best'] / bw['limit']:.1f} flop/byte"]
+                  f"   compute: float32 matmul {bw['gflops']:.0f} / "
+                  f"{bw['gflops_best']:.0f} GFLOP/s (median / best); ridge point "
+                  f"{bw['gflops_best'] / bw['limit']:.1f} flop/byte"]
         rows = [r for r in data["results"] if r["device"] == device]
         for size in dict.fromkeys(r["size"] for r in rows):
             block = [r for r in rows if r["size"] == size]
-            lines += ["", f"{device}, {size} parameters ({block[0]['tensors']} tensors), float32",
-                      f"{'algorithm':9s} {'implementation':17s} {'ms/step':>9s} {'best':>8s} {'GB/s':>7s} "
-                      f"{'of B':>6s} {'B':>5s} {'vs torch':>8s} {'vs torch':>8s} {'moved':>6s} "
-                      f"{'1st step':>8s} {'= torch':>7s}",
-                      f"{'':9s} {'':17s} {'median':>9s} {'ms':>8s} {'':>7s} {'':>6s} {'GB/s':>5s} "
-                      f"{'foreach':>8s} {'fused':>8s} {'B/par':>6s} {'s':>8s} {'single':>7s}"]
+            lines += ["", f"{device}, {size} parameters "
+                          f"({block[0]['tensors']} tensors), float32",
+                      f"{'algorithm':9s} {'implementation':17s} {'ms/step':>9s} "
+                      f"{'best':>8s} {'GB/s':>7s} {'of B':>6s} {'B':>5s} "
+                      f"{'vs torch':>8s} {'vs torch':>8s} "
+                      f"{'moved':>6s} {'1st step':>8s} {'= torch':>7s}",
+                      f"{'':9s} {'':17s} {'median':>9s} {'ms':>8s} {'':>7s} {'':>6s} "
+                      f"{'GB/s':>5s} {'foreach':>8s} {'fused':>8s} {'B/par':>6s} "
+                      f"{'s':>8s} {'single':>7s}"]
             for r in block:
                 moved = traffic.get((r["algorithm"], r["impl"]))
                 if moved is None:  # fused or compiled: the minimum, by construction
@@ -699,37 +721,44 @@ def format_report(data: dict) -> str:
                 same = "-" if r["bitwise_torch_single"] is None else (
                     "yes" if r["bitwise_torch_single"] else f"{r['max_abs_diff']:.0e}")
                 lines.append(
-                    f"{r['algorithm']:9s} {r['impl']:17s} {r['ms']:9.3f} {r['ms_min']:8.3f} {r['gbps']:7.2f} "
+                    f"{r['algorithm']:9s} {r['impl']:17s} {r['ms']:9.3f} "
+                    f"{r['ms_min']:8.3f} {r['gbps']:7.2f} "
                     f"{100 * r['fraction']:5.0f}% {r['bandwidth_gbps']:5.1f} "
                     f"{_ratio(r['vs_torch_foreach']):>8s} "
-                    f"{_ratio(r['vs_torch_fused']):>8s} {moved_s:>6s} {r['warmup_s']:8.2f} {same:>7s}")
-    lines += ["", "GB/s: the minimum bytes a step must move (bytes/param below) / median time.  "
-                  "B: the bandwidth probe's median in the same rounds; of B: GB/s / B.",
-              "vs torch ...: throughput ratio (> 1: faster).  = torch single: bitwise equal to "
-              "torch's single-tensor path after the run (else the max abs difference).",
-              "moved B/par: bytes per parameter read+written by the eager aten operations "
-              "(counted); * = the fused minimum (compiled and fused paths).",
+                    f"{_ratio(r['vs_torch_fused']):>8s} {moved_s:>6s} "
+                    f"{r['warmup_s']:8.2f} {same:>7s}")
+    lines += ["", "GB/s: the minimum bytes a step must move (bytes/param below) / "
+                  "median time.  B: the bandwidth probe's median in the same rounds; "
+                  "of B: GB/s / B.",
+              "vs torch ...: throughput ratio (> 1: faster).  = torch single: bitwise "
+              "equal to torch's single-tensor path after the run (else the max abs "
+              "difference).",
+              "moved B/par: bytes per parameter read+written by the eager aten "
+              "operations (counted); * = the fused minimum (compiled and fused paths).",
               "", "optimizer state and memory traffic per float32 parameter",
-              f"{'algorithm':9s} {'state buffers':>13s} {'state/params':>12s} {'min reads':>9s} "
-              f"{'min writes':>10s} {'min B/param':>11s} {'eager B/param (single, foreach)':>32s} "
+              f"{'algorithm':9s} {'state buffers':>13s} {'state/params':>12s} "
+              f"{'min reads':>9s} {'min writes':>10s} {'min B/param':>11s} "
+              f"{'eager B/param (single, foreach)':>32s} "
               f"{'flop/param':>10s} {'flop/B fused':>12s}"]
     for s in data["state"]:
-        eager = [traffic.get((s["algorithm"], impl)) for impl in ("optbook-single", "optbook-foreach")]
+        eager = [traffic.get((s["algorithm"], impl))
+                 for impl in ("optbook-single", "optbook-foreach")]
         eager_s = ", ".join("-" if e is None else f"{e:.0f}" for e in eager)
         flops = flops_of.get(s["algorithm"])
         flops_s = "-" if flops is None else f"{flops:.0f}"
         intensity = "-" if flops is None else f"{flops / s['min_bytes_per_param']:.2f}"
-        lines.append(f"{s['algorithm']:9s} {s['buffers']:13d} {s['state_over_params']:11.2f}x "
-                     f"{s['min_reads']:9d} {s['min_writes']:10d} {s['min_bytes_per_param']:11d} "
+        lines.append(f"{s['algorithm']:9s} {s['buffers']:13d} "
+                     f"{s['state_over_params']:11.2f}x {s['min_reads']:9d} "
+                     f"{s['min_writes']:10d} {s['min_bytes_per_param']:11d} "
                      f"{eager_s:>32s} {flops_s:>10s} {intensity:>12s}")
     return "\n".join(lines)
 
 
 def write_csv(data: dict, path: str) -> None:
-    keys = ["device", "size", "numel", "tensors", "algorithm", "impl", "ms", "ms_min", "gbps",
-            "bandwidth_gbps", "fraction",
-            "vs_torch_foreach", "vs_torch_fused", "warmup_s", "max_abs_diff", "bitwise_torch_single",
-            "kernels", "memcpys", "peak_mib", "step_extra_mib"]
+    keys = ["device", "size", "numel", "tensors", "algorithm", "impl", "ms", "ms_min",
+            "gbps", "bandwidth_gbps", "fraction",
+            "vs_torch_foreach", "vs_torch_fused", "warmup_s", "max_abs_diff",
+            "bitwise_torch_single", "kernels", "memcpys", "peak_mib", "step_extra_mib"]
     m = data["machine"]
     with open(path, "w", newline="") as f:
         f.write(f"# optbook.bench {m['date']} torch {m['torch']} cpu {m['cpu']} "
@@ -743,8 +772,8 @@ def write_csv(data: dict, path: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m optbook.bench",
-        description="Time one optimizer step of optbook and torch.optim code paths and compare "
-                    "with the memory-bandwidth limit.")
+        description="Time one optimizer step of optbook and torch.optim code paths and "
+                    "compare with the memory-bandwidth limit.")
     parser.add_argument("--sizes", default="1M,10M,50M",
                         help="comma-separated parameter counts (default 1M,10M,50M)")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
@@ -753,19 +782,23 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         help=f"comma-separated, from {','.join(IMPLEMENTATIONS)}")
     parser.add_argument("--devices", default=None,
                         help="comma-separated (default: cpu, plus cuda when present)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the compiled paths")
-    parser.add_argument("--reps", type=int, default=7, help="timed rounds (median reported)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip the compiled paths")
+    parser.add_argument("--reps", type=int, default=7,
+                        help="timed rounds (median reported)")
     parser.add_argument("--inner", type=int, default=3, help="steps per timed round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--bandwidth-numel", type=int, default=2**26,
-                        help="elements per array of the bandwidth kernels (default 2^26: 256 MiB)")
+                        help="elements per array of the bandwidth kernels "
+                             "(default 2^26: 256 MiB)")
     parser.add_argument("--launches", action="store_true",
-                        help="on CUDA, also count each step's kernel launches (torch.profiler) "
-                             "and its peak memory")
+                        help="on CUDA, also count each step's kernel launches "
+                             "(torch.profiler) and its peak memory")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 1M parameters, Adam and SGD, 3 rounds, smaller "
-                             "bandwidth arrays")
-    parser.add_argument("--json", help="save the results (and machine, date, torch) as JSON")
+                        help="a smoke run: 1M parameters, Adam and SGD, 3 rounds, "
+                             "smaller bandwidth arrays")
+    parser.add_argument("--json",
+                        help="save the results (and machine, date, torch) as JSON")
     parser.add_argument("--csv", help="save the result rows as CSV")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
@@ -777,10 +810,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     impls = args.impls.split(",")
     for name in algorithms:
         if name not in ALGORITHMS:
-            parser.error(f"unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
+            parser.error(f"unknown algorithm {name!r}; "
+                         f"choose from {', '.join(ALGORITHMS)}")
     for name in impls:
         if name not in IMPLEMENTATIONS:
-            parser.error(f"unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+            parser.error(f"unknown implementation {name!r}; "
+                         f"choose from {', '.join(IMPLEMENTATIONS)}")
     reps, inner, bandwidth_numel = args.reps, args.inner, args.bandwidth_numel
     if args.quick:
         sizes, reps, inner, bandwidth_numel = [10**6], 3, 2, 2**24
@@ -788,7 +823,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             algorithms = ["adam", "sgd"]
     if args.no_compile:
         impls = [i for i in impls if i not in COMPILED]
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    log = ((lambda s: None) if args.quiet
+           else (lambda s: print(s, file=sys.stderr, flush=True)))
     data = benchmark(sizes, algorithms, impls, devices, reps=reps, inner=inner,
                      warmup=max(1, args.warmup), bandwidth_numel=bandwidth_numel,
                      launches=args.launches, log=log)

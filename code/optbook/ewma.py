@@ -33,7 +33,8 @@ def ewma_update_(avg: Tensor, x: Tensor, beta: Union[float, Tensor]) -> Tensor:
     ``lerp(a, b, w) = a + w (b - a)`` with ``w = 1 - beta`` is the same average,
     computed the way torch.optim computes it.
     """
-    return avg.lerp_(x, 1 - beta)                   # (eq-ewma)     m_t = β m_{t-1} + (1-β) x_t
+    # m_t = β m_{t-1} + (1-β) x_t
+    return avg.lerp_(x, 1 - beta)                   # (eq-ewma)
 
 
 def ewma_sq_update_(avg_sq: Tensor, x: Tensor, beta: Union[float, Tensor]) -> Tensor:
@@ -42,7 +43,8 @@ def ewma_sq_update_(avg_sq: Tensor, x: Tensor, beta: Union[float, Tensor]) -> Te
     The EWMA of the elementwise square, computed as torch.optim computes Adam's and
     RMSprop's second moment (``mul_`` then ``addcmul_``).
     """
-    return avg_sq.mul_(beta).addcmul_(x, x, value=1 - beta)  # (eq-ewma-sq) v_t = β v_{t-1} + (1-β) x_t²
+    # v_t = β v_{t-1} + (1-β) x_t²
+    return avg_sq.mul_(beta).addcmul_(x, x, value=1 - beta)  # (eq-ewma-sq)
 # [ewma-update-end]
 
 
@@ -89,4 +91,5 @@ class EWMA:
         return self.average.clone()
 
     def __repr__(self) -> str:
-        return f"EWMA(beta={self.beta}, bias_correction={self.bias_correction}, step={self.step})"
+        return (f"EWMA(beta={self.beta}, bias_correction={self.bias_correction}, "
+                f"step={self.step})")

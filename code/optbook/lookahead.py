@@ -78,9 +78,11 @@ class Lookahead(Optimizer):
     moments, ...) is *not* reset at synchronisation, as in the paper's experiments.
     """
 
-    def __init__(self, base_optimizer: Optimizer, k: int = 5, alpha: float = 0.5) -> None:
+    def __init__(self, base_optimizer: Optimizer, k: int = 5,
+                 alpha: float = 0.5) -> None:
         if not isinstance(base_optimizer, Optimizer):
-            raise TypeError(f"Lookahead wraps a torch.optim.Optimizer, got {type(base_optimizer).__name__}")
+            raise TypeError("Lookahead wraps a torch.optim.Optimizer, "
+                            f"got {type(base_optimizer).__name__}")
         _check_k_alpha(k, alpha)
         self.base_optimizer = base_optimizer
         self.k = int(k)
@@ -92,7 +94,8 @@ class Lookahead(Optimizer):
         self.param_groups = base_optimizer.param_groups
 
     def add_param_group(self, param_group: dict) -> None:
-        if hasattr(self, "base_optimizer") and self.param_groups is self.base_optimizer.param_groups:
+        if (hasattr(self, "base_optimizer")
+                and self.param_groups is self.base_optimizer.param_groups):
             self.base_optimizer.add_param_group(param_group)
         else:  # during Optimizer.__init__: the dicts are the base optimizer's already
             super().add_param_group(param_group)
@@ -108,13 +111,15 @@ class Lookahead(Optimizer):
             state = self.state[param]
             if "slow_param" not in state:
                 state["slow_param"] = param.detach().clone()  # ϑ_0 = θ_0
-        loss = self.base_optimizer.step(closure)            # θ_{t,i} = θ_{t,i-1} + A(L, θ_{t,i-1})
+        # θ_{t,i} = θ_{t,i-1} + A(L, θ_{t,i-1})
+        loss = self.base_optimizer.step(closure)
         _graph_break_if_compiling()                         # (torch.compile: see there)
         self.fast_steps += 1
         if self.fast_steps % self.k == 0:
             for param in self._params():
                 slow = self.state[param]["slow_param"]
-                slow.add_(param - slow, alpha=self.alpha)   # ϑ_t = ϑ_{t-1} + α (θ_{t,k} - ϑ_{t-1})
+                # ϑ_t = ϑ_{t-1} + α (θ_{t,k} - ϑ_{t-1})
+                slow.add_(param - slow, alpha=self.alpha)
                 param.copy_(slow)                           # θ_{t+1,0} = ϑ_t
         return loss
     # [lookahead-end]
@@ -211,4 +216,5 @@ class Lookahead(Optimizer):
         self.base_optimizer.zero_grad(set_to_none=set_to_none)
 
     def __repr__(self) -> str:
-        return f"Lookahead(k={self.k}, alpha={self.alpha}, base_optimizer={self.base_optimizer!r})"
+        return (f"Lookahead(k={self.k}, alpha={self.alpha}, "
+                f"base_optimizer={self.base_optimizer!r})")

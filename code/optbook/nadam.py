@@ -50,7 +50,8 @@ def nadam_mu(step: float, beta1: float, momentum_decay: float) -> float:
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_nadam.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_nadam.
 # ----------------------------------------------------------------------------------
 
 
@@ -76,23 +77,32 @@ def nadam_update(
     ``mu_product`` is the running product μ_1 ⋯ μ_t, a 0-d tensor updated in place.
     """
     param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
-    bias_correction2 = 1 - beta2**step                      # (eq-av-adam-vhat) v̂_t = v_t / (1-β2^t)
+    # v̂_t = v_t / (1-β2^t)
+    bias_correction2 = 1 - beta2**step                      # (eq-av-adam-vhat)
     if weight_decay != 0:
         if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)               # (eq-av-adamw)     θ <- (1 - ηλ) θ
+            # θ <- (1 - ηλ) θ
+            param.mul_(1 - lr * weight_decay)               # (eq-av-adamw)
         else:
-            grad = grad.add(param, alpha=weight_decay)      # (eq-av-l2)        g <- g + λθ
+            grad = grad.add(param, alpha=weight_decay)      # (eq-av-l2) g <- g + λθ
     mu = nadam_mu(step, beta1, momentum_decay)              # (eq-av-nadam-mu)  μ_t
-    mu_next = nadam_mu(step + 1, beta1, momentum_decay)     # (eq-av-nadam-mu)  μ_{t+1}, the look-ahead
-    mu_product *= mu                                        # (eq-av-nadam-prod) Π_t = Π_{t-1} μ_t
-    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)    m_t = β1 m_{t-1} + (1-β1) g_t
-    ewma_sq_update_(exp_avg_sq, grad, beta2)                # (eq-av-adam-v)    v_t = β2 v_{t-1} + (1-β2) g_t²
+    # μ_{t+1}, the look-ahead
+    mu_next = nadam_mu(step + 1, beta1, momentum_decay)     # (eq-av-nadam-mu)
+    # Π_t = Π_{t-1} μ_t
+    mu_product *= mu                                        # (eq-av-nadam-prod)
+    # m_t = β1 m_{t-1} + (1-β1) g_t
+    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    ewma_sq_update_(exp_avg_sq, grad, beta2)                # (eq-av-adam-v)
     denom = exp_avg_sq.div(bias_correction2).sqrt()         # (eq-av-nadam-step) √v̂_t
-    mu_product_next = step_value(mu_product) * mu_next      # (eq-av-nadam-prod) Π_{t+1} = Π_t μ_{t+1}
+    # Π_{t+1} = Π_t μ_{t+1}
+    mu_product_next = step_value(mu_product) * mu_next      # (eq-av-nadam-prod)
     denom.add_(eps)                                         #                   ... + ε
-    param.addcdiv_(grad, denom,                             # (eq-av-nadam-step) - η (1-μ_t)/(1-Π_t) g_t / (√v̂_t + ε)
+    # - η (1-μ_t)/(1-Π_t) g_t / (√v̂_t + ε)
+    param.addcdiv_(grad, denom,                             # (eq-av-nadam-step)
                    value=(-lr * (1.0 - mu) / (1.0 - step_value(mu_product))))
-    param.addcdiv_(exp_avg, denom,                          # (eq-av-nadam-step) - η μ_{t+1}/(1-Π_{t+1}) m_t / (√v̂_t + ε)
+    # - η μ_{t+1}/(1-Π_{t+1}) m_t / (√v̂_t + ε)
+    param.addcdiv_(exp_avg, denom,                          # (eq-av-nadam-step)
                    value=((-lr * mu_next) / (1.0 - mu_product_next)))
 # [nadam-end]
 
@@ -124,9 +134,11 @@ def nadam_foreach_update(
     params, grads = as_real_list(params), as_real_list(grads)
     exp_avgs, exp_avg_sqs = as_real_list(exp_avgs), as_real_list(exp_avg_sqs)
     if weight_decay != 0 and decoupled_weight_decay:
-        torch._foreach_mul_(params, 1 - lr * weight_decay)      # (eq-av-adamw) θ <- (1-ηλ) θ
+        # θ <- (1-ηλ) θ
+        torch._foreach_mul_(params, 1 - lr * weight_decay)      # (eq-av-adamw)
     l2 = 0 if decoupled_weight_decay else weight_decay
-    grads = ascent_and_l2(grads, params, weight_decay=l2, maximize=maximize)  # (eq-av-l2)
+    grads = ascent_and_l2(grads, params, weight_decay=l2,       # (eq-av-l2)
+                          maximize=maximize)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)            # (eq-av-adam-m)
     torch._foreach_mul_(exp_avg_sqs, beta2)                     # (eq-av-adam-v)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
@@ -142,7 +154,8 @@ def nadam_foreach_update(
     grad_step = [                                               # -η (1-μ_t)/(1-Π_t)
         (lr_value * (1.0 - mu) / (1.0 - step_value(mu_product))) * -1
         for mu_product, mu in zip(mu_products, mus)]
-    avg_step = [                                                # -η μ_{t+1}/(1-Π_t μ_{t+1})
+    # -η μ_{t+1}/(1-Π_t μ_{t+1})
+    avg_step = [
         (lr_value * mu_next / (1.0 - step_value(mu_product) * mu_next)) * -1
         for mu_product, mu_next in zip(mu_products, mu_nexts)]
     foreach_addcdiv_(params, grads, denom, grad_step)           # (eq-av-nadam-step)
@@ -192,9 +205,9 @@ class NAdam(TwinOptimizer):
         check_supported_flags(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize, foreach=foreach, capturable=capturable,
-            differentiable=differentiable,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
+            foreach=foreach, capturable=capturable, differentiable=differentiable,
         )
         super().__init__(params, defaults)
 
@@ -215,13 +228,14 @@ class NAdam(TwinOptimizer):
             decoupled_weight_decay=group["decoupled_weight_decay"],
         )
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         steps = [s["step"] for s in states]
         increment_steps(steps)
         beta1, beta2 = group["betas"]
         self._functional(nadam_foreach_update)(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            [s["mu_product"] for s in states], steps,
+            params, grads, [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states], [s["mu_product"] for s in states], steps,
             lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
             decoupled_weight_decay=group["decoupled_weight_decay"],

@@ -31,7 +31,8 @@ from .base import (
 )
 from .ewma import ewma_sq_update_, ewma_update_
 
-__all__ = ["RAdam", "radam_update", "radam_rho", "radam_rectification", "radam_foreach_update"]
+__all__ = ["RAdam", "radam_update", "radam_rho", "radam_rectification",
+           "radam_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
@@ -49,11 +50,13 @@ def radam_rho(step: float, beta2: float) -> Tuple[float, float]:
 
 def radam_rectification(rho_t: float, rho_inf: float) -> float:
     """RAdam's variance rectification r_t (defined for ρ_t > 4)   (eq-av-radam-r)."""
-    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    return ((rho_t - 4) * (rho_t - 2) * rho_inf
+            / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_radam.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_radam.
 # ----------------------------------------------------------------------------------
 
 
@@ -74,30 +77,40 @@ def radam_update(
 ) -> None:
     """RAdam (Liu et al., 2020): Adam whose adaptive step is switched on, and scaled
     by the rectification r_t, only once ρ_t > 5 (torch's heuristic threshold: the exact
-    variance of 1/√v̂_t is finite for every ρ_t > 2; the pole at 4 is the approximation's)."""
+    variance of 1/√v̂_t is finite for every ρ_t > 2; the pole at 4 is the
+    approximation's)."""
     param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
     if weight_decay != 0:
         if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)               # (eq-av-adamw)      θ <- (1 - ηλ) θ
+            # θ <- (1 - ηλ) θ
+            param.mul_(1 - lr * weight_decay)               # (eq-av-adamw)
         else:
-            grad = grad.add(param, alpha=weight_decay)      # (eq-av-l2)         g <- g + λθ
-    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)     m_t = β1 m_{t-1} + (1-β1) g_t
-    ewma_sq_update_(exp_avg_sq, grad, beta2)                # (eq-av-adam-v)     v_t = β2 v_{t-1} + (1-β2) g_t²
+            grad = grad.add(param, alpha=weight_decay)      # (eq-av-l2) g <- g + λθ
+    # m_t = β1 m_{t-1} + (1-β1) g_t
+    ewma_update_(exp_avg, grad, beta1)                      # (eq-av-adam-m)
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    ewma_sq_update_(exp_avg_sq, grad, beta2)                # (eq-av-adam-v)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
-    bias_corrected_exp_avg = exp_avg / bias_correction1     # (eq-av-adam-mhat)  m̂_t = m_t / (1-β1^t)
-    rho_inf, rho_t = radam_rho(step, beta2)                 # (eq-av-radam-rho-inf), (eq-av-radam-rho-t)
-    if isinstance(rho_t, Tensor):                           # torch.compile: t is a tensor;
-        adaptive_lr = bias_correction2**0.5 / exp_avg_sq.sqrt().add_(eps)  # where() picks
-        rect = radam_rectification(rho_t, rho_inf)          # (a branch would break the graph)
+    # m̂_t = m_t / (1-β1^t)
+    bias_corrected_exp_avg = exp_avg / bias_correction1     # (eq-av-adam-mhat)
+    rho_inf, rho_t = radam_rho(                             # (eq-av-radam-rho-inf),
+        step, beta2)                                        # (eq-av-radam-rho-t)
+    # torch.compile: t is a tensor; where() picks (a branch would break the graph)
+    if isinstance(rho_t, Tensor):
+        adaptive_lr = bias_correction2**0.5 / exp_avg_sq.sqrt().add_(eps)
+        rect = radam_rectification(rho_t, rho_inf)
         update = torch.where(rho_t > 5.0, adaptive_lr * rect, 1.0)
         param.add_(bias_corrected_exp_avg * lr * update, alpha=-1.0)
-    elif rho_t > 5.0:                                       # (eq-av-radam-step) variance tractable: adaptive step
-        adaptive_lr = bias_correction2**0.5 / exp_avg_sq.sqrt().add_(eps)  # 1 / (√v̂_t + ε'), ε' = ε/√(1-β2^t)
+    elif rho_t > 5.0:  # (eq-av-radam-step) variance tractable: adaptive step
+        # 1 / (√v̂_t + ε'), ε' = ε/√(1-β2^t)
+        adaptive_lr = bias_correction2**0.5 / exp_avg_sq.sqrt().add_(eps)
         rect = radam_rectification(rho_t, rho_inf)          # (eq-av-radam-r)    r_t
-        param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)  # θ_t = θ_{t-1} - η r_t m̂_t / (√v̂_t + ε')
+        # θ_t = θ_{t-1} - η r_t m̂_t / (√v̂_t + ε')
+        param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
     else:
-        param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)  # (eq-av-radam-sgd) θ_t = θ_{t-1} - η m̂_t
+        # θ_t = θ_{t-1} - η m̂_t
+        param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)  # (eq-av-radam-sgd)
 # [radam-end]
 
 
@@ -135,7 +148,8 @@ def radam_foreach_update(
     if weight_decay != 0 and decoupled_weight_decay:
         torch._foreach_mul_(params, 1 - lr * weight_decay)      # (eq-av-adamw)
     l2 = 0 if decoupled_weight_decay else weight_decay
-    grads = ascent_and_l2(grads, params, weight_decay=l2, maximize=maximize)  # (eq-av-l2)
+    grads = ascent_and_l2(grads, params, weight_decay=l2,       # (eq-av-l2)
+                          maximize=maximize)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)            # (eq-av-adam-m)
     torch._foreach_mul_(exp_avg_sqs, beta2)                     # (eq-av-adam-v)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
@@ -145,16 +159,20 @@ def radam_foreach_update(
                  for rho_t in rho_ts]
         unrectified = [(rho_t <= 5).to(rho_t.dtype) for rho_t in rho_ts]
     else:
-        rects = [radam_rectification(rho_t, rho_inf) if rho_t > 5 else 0 for rho_t in rho_ts]
-        unrectified = [0 if rect > 0 else 1.0 for rect in rects]  # (eq-av-radam-sgd) if ρ_t <= 5
+        rects = [radam_rectification(rho_t, rho_inf) if rho_t > 5 else 0
+                 for rho_t in rho_ts]
+        # if ρ_t <= 5
+        unrectified = [0 if rect > 0 else 1.0 for rect in rects]  # (eq-av-radam-sgd)
     bias_correction1 = [1 - beta1**t for t in ts]
-    sgd_step = [(lr * unrect / bc) * -1 for unrect, bc in zip(unrectified, bias_correction1)]
+    sgd_step = [(lr * unrect / bc) * -1
+                for unrect, bc in zip(unrectified, bias_correction1)]
     adaptive_step = [((1 - beta2**t) ** 0.5) * (lr * rect / bc) * -1
                      for t, rect, bc in zip(ts, rects, bias_correction1)]
     buffer = torch._foreach_sqrt(exp_avg_sqs)                   # √v_t
     torch._foreach_add_(buffer, eps)                            # √v_t + ε
     torch._foreach_div_(buffer, adaptive_step)
-    torch._foreach_reciprocal_(buffer)                          # -η r_t √(1-β2^t)/((1-β1^t)(√v_t+ε))
+    # -η r_t √(1-β2^t)/((1-β1^t)(√v_t+ε))
+    torch._foreach_reciprocal_(buffer)
     torch._foreach_add_(buffer, sgd_step)                       # (zero where rectified)
     torch._foreach_addcmul_(params, exp_avgs, buffer)           # (eq-av-radam-step)
 # [radam-foreach-end]
@@ -199,7 +217,8 @@ class RAdam(TwinOptimizer):
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
             foreach=foreach, capturable=capturable,
-            decoupled_weight_decay=decoupled_weight_decay, differentiable=differentiable,
+            decoupled_weight_decay=decoupled_weight_decay,
+            differentiable=differentiable,
         )
         super().__init__(params, defaults)
 
@@ -219,13 +238,15 @@ class RAdam(TwinOptimizer):
             decoupled_weight_decay=group["decoupled_weight_decay"],
         )
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         steps = [s["step"] for s in states]
         increment_steps(steps)
         beta1, beta2 = group["betas"]
         self._functional(radam_foreach_update)(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            steps, lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
+            params, grads, [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states], steps, lr=to_scalar(group["lr"]),
+            beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
             maximize=group["maximize"],

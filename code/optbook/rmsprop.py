@@ -34,7 +34,8 @@ __all__ = ["RMSprop", "rmsprop_update", "rmsprop_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_rmsprop.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_rmsprop.
 # ----------------------------------------------------------------------------------
 
 
@@ -55,25 +56,32 @@ def rmsprop_update(
 ) -> None:
     """RMSProp: AdaGrad with a leaky (EWMA) sum; optionally centered, with momentum."""
     if weight_decay != 0:
-        grad = grad.add(param, alpha=weight_decay)          # (eq-l2)              g <- g + λθ
+        grad = grad.add(param, alpha=weight_decay)          # (eq-l2) g <- g + λθ
     param, grad = as_real(param), as_real(grad)             # complex -> pairs of reals
-    ewma_sq_update_(square_avg, grad, alpha)                # (eq-rmsprop-v)       v_t = β v_{t-1} + (1-β) g_t²
+    # v_t = β v_{t-1} + (1-β) g_t²
+    ewma_sq_update_(square_avg, grad, alpha)                # (eq-rmsprop-v)
     if centered:
-        ewma_update_(grad_avg, grad, alpha)                 # (eq-rmsprop-gbar)    ḡ_t = β ḡ_{t-1} + (1-β) g_t
-        avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()  # (eq-rmsprop-centered) √(v_t - ḡ_t²)
+        # ḡ_t = β ḡ_{t-1} + (1-β) g_t
+        ewma_update_(grad_avg, grad, alpha)                 # (eq-rmsprop-gbar)
+        # √(v_t - ḡ_t²)
+        avg = square_avg.addcmul(grad_avg, grad_avg,        # (eq-rmsprop-centered)
+                                 value=-1).sqrt_()
     else:
         avg = square_avg.sqrt()                             # (eq-rmsprop-step)    √v_t
-    avg = avg.add_(eps)                                     #                      ... + ε
+    avg = avg.add_(eps)                                     # ... + ε
     if momentum > 0:
-        momentum_buffer.mul_(momentum).addcdiv_(grad, avg)  # (eq-rmsprop-momentum) b_t = μ b_{t-1} + g_t / (√v_t + ε)
-        param.add_(momentum_buffer, alpha=-lr)              #                      θ_t = θ_{t-1} - η b_t
+        # b_t = μ b_{t-1} + g_t / (√v_t + ε)
+        momentum_buffer.mul_(momentum).addcdiv_(grad, avg)  # (eq-rmsprop-momentum)
+        param.add_(momentum_buffer, alpha=-lr)              # θ_t = θ_{t-1} - η b_t
     else:
-        param.addcdiv_(grad, avg, value=-lr)                # (eq-rmsprop-step)    θ_t = θ_{t-1} - η g_t / (√v_t + ε)
+        # θ_t = θ_{t-1} - η g_t / (√v_t + ε)
+        param.addcdiv_(grad, avg, value=-lr)                # (eq-rmsprop-step)
 # [rmsprop-end]
 
 
 # ----------------------------------------------------------------------------------
-# Multi-tensor update (the foreach=True path), op for op as torch's _multi_tensor_rmsprop.
+# Multi-tensor update (the foreach=True path), op for op as torch's
+# _multi_tensor_rmsprop.
 # ----------------------------------------------------------------------------------
 
 
@@ -94,37 +102,48 @@ def rmsprop_foreach_update(
     maximize: bool = False,
 ) -> None:
     """RMSProp (optionally centered, with momentum) on a list of tensors."""
-    params, grads, square_avgs = as_real_list(params), as_real_list(grads), as_real_list(square_avgs)
-    grad_avgs, momentum_buffers = as_real_list(grad_avgs), as_real_list(momentum_buffers)
-    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)               g <- g + λθ
+    params, grads, square_avgs = (as_real_list(params), as_real_list(grads),
+                                  as_real_list(square_avgs))
+    grad_avgs, momentum_buffers = (as_real_list(grad_avgs),
+                                   as_real_list(momentum_buffers))
+    # g <- g + λθ
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,  # (eq-l2)
                           maximize=maximize)
-    torch._foreach_mul_(square_avgs, alpha)                            # (eq-rmsprop-v)       v_t = β v_{t-1}
-    torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)  #                      + (1-β) g_t²
+    # v_t = β v_{t-1}
+    torch._foreach_mul_(square_avgs, alpha)                     # (eq-rmsprop-v)
+    torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)  # + (1-β) g_t²
     if centered:
-        torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)              # (eq-rmsprop-gbar)    ḡ_t = β ḡ_{t-1} + (1-β) g_t
-        avg = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)  # (eq-rmsprop-centered) v_t - ḡ_t²
-        torch._foreach_sqrt_(avg)                                      #                      √(v_t - ḡ_t²)
+        # ḡ_t = β ḡ_{t-1} + (1-β) g_t
+        torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)       # (eq-rmsprop-gbar)
+        # v_t - ḡ_t²
+        avg = torch._foreach_addcmul(square_avgs, grad_avgs,    # (eq-rmsprop-centered)
+                                     grad_avgs, value=-1)
+        torch._foreach_sqrt_(avg)                               # √(v_t - ḡ_t²)
     else:
-        avg = torch._foreach_sqrt(square_avgs)                         # (eq-rmsprop-step)    √v_t
-    torch._foreach_add_(avg, eps)                                      #                      + ε
+        avg = torch._foreach_sqrt(square_avgs)                  # (eq-rmsprop-step) √v_t
+    torch._foreach_add_(avg, eps)                               # + ε
     if momentum > 0:
-        torch._foreach_mul_(momentum_buffers, momentum)                # (eq-rmsprop-momentum) b_t = μ b_{t-1}
-        torch._foreach_addcdiv_(momentum_buffers, grads, avg)          #                      + g_t / (√v_t + ε)
+        # b_t = μ b_{t-1}
+        torch._foreach_mul_(momentum_buffers, momentum)         # (eq-rmsprop-momentum)
+        torch._foreach_addcdiv_(momentum_buffers, grads, avg)   # + g_t / (√v_t + ε)
         if is_compiled_tensor_lr(lr):
             torch._foreach_add_(params, torch._foreach_mul(momentum_buffers, -lr))
         else:
-            torch._foreach_add_(params, momentum_buffers, alpha=-lr)   #                      θ_t = θ_{t-1} - η b_t
+            # θ_t = θ_{t-1} - η b_t
+            torch._foreach_add_(params, momentum_buffers, alpha=-lr)
     else:
         if is_compiled_tensor_lr(lr):
             torch._foreach_div_(avg, -lr)
             torch._foreach_addcdiv_(params, grads, avg)
         else:
-            torch._foreach_addcdiv_(params, grads, avg, value=-lr)     # (eq-rmsprop-step)    θ_t = θ_{t-1} - η g_t / (√v_t + ε)
+            # θ_t = θ_{t-1} - η g_t / (√v_t + ε)
+            torch._foreach_addcdiv_(params, grads, avg, value=-lr)  # (eq-rmsprop-step)
 # [rmsprop-foreach-end]
 
 
 # ----------------------------------------------------------------------------------
-# The optimizer class: torch.optim.RMSprop's constructor, defaults, validation and state.
+# The optimizer class: torch.optim.RMSprop's constructor, defaults, validation and
+# state.
 # ----------------------------------------------------------------------------------
 
 
@@ -159,7 +178,8 @@ class RMSprop(TwinOptimizer):
         check_nonnegative("eps", eps)
         check_nonnegative("momentum", momentum)
         check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("alpha", alpha)  # torch.optim accepts alpha >= 1, and so do we
+        # torch.optim accepts alpha >= 1, and so do we
+        check_nonnegative("alpha", alpha)
         check_supported_flags(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
@@ -186,8 +206,10 @@ class RMSprop(TwinOptimizer):
             centered=group["centered"],
         )
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
-        increment_steps([s["step"] for s in states])  # RMSprop counts steps but never reads them
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
+        # RMSprop counts steps but never reads them
+        increment_steps([s["step"] for s in states])
         momentum, centered = group["momentum"], group["centered"]
         self._functional(rmsprop_foreach_update)(
             params, grads, [s["square_avg"] for s in states],

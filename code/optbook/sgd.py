@@ -1,4 +1,5 @@
-"""Stochastic gradient descent with heavy-ball or Nesterov momentum: twin of torch.optim.SGD.
+"""Stochastic gradient descent with heavy-ball or Nesterov momentum: twin of
+torch.optim.SGD.
 
 As torch/optim/sgd.py: the single-tensor update, the multi-tensor update and the
 class, in that order. The comments name the equations of chapters/momentum.md.
@@ -29,7 +30,8 @@ __all__ = ["SGD", "sgd_update", "sgd_foreach_update"]
 
 
 # ----------------------------------------------------------------------------------
-# Single-tensor update (the foreach=False path), op for op as torch's _single_tensor_sgd.
+# Single-tensor update (the foreach=False path), op for op as torch's
+# _single_tensor_sgd.
 # ----------------------------------------------------------------------------------
 
 
@@ -51,13 +53,16 @@ def sgd_update(
     if momentum != 0:
         if momentum_buffer is None:
             momentum_buffer = grad.detach().clone()         # (eq-sgd-m1)    m_1 = g_1
-        else:                                               # (eq-sgd-m)     m_t = μ m_{t-1} + (1-τ) g_t
+        else:                                               # (eq-sgd-m)
+            # m_t = μ m_{t-1} + (1-τ) g_t
             momentum_buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
         if nesterov:
-            grad = grad.add(momentum_buffer, alpha=momentum)  # (eq-nesterov) d_t = g_t + μ m_t
+            # d_t = g_t + μ m_t
+            grad = grad.add(momentum_buffer, alpha=momentum)  # (eq-nesterov)
         else:
             grad = momentum_buffer                          # (eq-heavy-ball) d_t = m_t
-    param.add_(grad, alpha=-lr)                             # (eq-sgd-step)  θ_t = θ_{t-1} - η d_t
+    # θ_t = θ_{t-1} - η d_t
+    param.add_(grad, alpha=-lr)                             # (eq-sgd-step)
     return momentum_buffer
 # [sgd-end]
 
@@ -85,26 +90,35 @@ def sgd_foreach_update(
     As torch's: a temporary only where one is needed (the negated gradient for
     ``maximize``, reused for weight decay), and Nesterov's d_t is added into the
     gradients in place (into ``p.grad`` itself when there is no such temporary)."""
-    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)        g <- g + λθ
+    # g <- g + λθ
+    grads = ascent_and_l2(grads, params, weight_decay=weight_decay,   # (eq-l2)
                           maximize=maximize)
     if momentum != 0:
         if all(buf is not None for buf in momentum_buffers):
-            torch._foreach_mul_(momentum_buffers, momentum)            # (eq-sgd-m)     m_t = μ m_{t-1}
-            torch._foreach_add_(momentum_buffers, grads, alpha=1 - dampening)  #          + (1-τ) g_t
+            # m_t = μ m_{t-1}
+            torch._foreach_mul_(momentum_buffers, momentum)            # (eq-sgd-m)
+            # + (1-τ) g_t
+            torch._foreach_add_(momentum_buffers, grads, alpha=1 - dampening)
         else:  # first step of some tensor: tensor by tensor, as the single-tensor loop
             momentum_buffers = [
-                grad.detach().clone() if buf is None                   # (eq-sgd-m1)    m_1 = g_1
+                # m_1 = g_1
+                grad.detach().clone() if buf is None                   # (eq-sgd-m1)
                 else buf.mul_(momentum).add_(grad, alpha=1 - dampening)  # (eq-sgd-m)
                 for buf, grad in zip(momentum_buffers, grads)
             ]
         if nesterov:
-            torch._foreach_add_(grads, momentum_buffers, alpha=momentum)  # (eq-nesterov) d_t = g_t + μ m_t
+            # d_t = g_t + μ m_t
+            torch._foreach_add_(grads, momentum_buffers,               # (eq-nesterov)
+                                alpha=momentum)
         else:
-            grads = momentum_buffers                                   # (eq-heavy-ball) d_t = m_t
+            # d_t = m_t
+            grads = momentum_buffers                                   # (eq-heavy-ball)
     if is_compiled_tensor_lr(lr):
-        torch._foreach_add_(params, torch._foreach_mul(grads, -lr))    # (eq-sgd-step)  θ_t = θ_{t-1} - η d_t
+        # θ_t = θ_{t-1} - η d_t
+        torch._foreach_add_(params, torch._foreach_mul(grads, -lr))    # (eq-sgd-step)
     else:
-        torch._foreach_add_(params, grads, alpha=-lr)                  # (eq-sgd-step)  θ_t = θ_{t-1} - η d_t
+        # θ_t = θ_{t-1} - η d_t
+        torch._foreach_add_(params, grads, alpha=-lr)                  # (eq-sgd-step)
     return momentum_buffers
 # [sgd-foreach-end]
 
@@ -163,7 +177,8 @@ class SGD(TwinOptimizer):
     def _init_state(self, param: Tensor, state: dict, group: dict) -> None:
         state["momentum_buffer"] = None  # created from the first gradient
 
-    def _update(self, param: Tensor, grad: Tensor, state: Optional[dict], group: dict) -> None:
+    def _update(self, param: Tensor, grad: Tensor, state: Optional[dict],
+                group: dict) -> None:
         # Unlike the adaptive methods, torch's SGD updates complex tensors with complex
         # arithmetic (no real view), and so do we: the two are not bitwise equal.
         buf = None if state is None else state["momentum_buffer"]
@@ -176,15 +191,17 @@ class SGD(TwinOptimizer):
         if state is not None:
             state["momentum_buffer"] = new_buf
 
-    def _foreach_update(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _foreach_update(self, group: dict, params: list, grads: list,
+                        states: list) -> None:
         momentum = group["momentum"]
         bufs = [s["momentum_buffer"] for s in states] if momentum != 0 else []
         real_views = self.compiled and torch.is_complex(params[0])
         if real_views:
-            # TorchInductor cannot compile SGD's complex arithmetic (torch 2.15).  With a
-            # real lr, momentum and weight decay the update treats the real and imaginary
-            # parts alike, so the compiled code runs on real views instead.
-            params, grads, bufs = ([as_real(t) for t in ts] for ts in (params, grads, bufs))
+            # TorchInductor cannot compile SGD's complex arithmetic (torch 2.15).  With
+            # a real lr, momentum and weight decay the update treats the real and
+            # imaginary parts alike, so the compiled code runs on real views instead.
+            params, grads, bufs = ([as_real(t) for t in ts]
+                                   for ts in (params, grads, bufs))
         new_bufs = self._functional(sgd_foreach_update)(
             params, grads, bufs,
             lr=to_scalar(group["lr"]), momentum=momentum, dampening=group["dampening"],
@@ -193,4 +210,5 @@ class SGD(TwinOptimizer):
         )
         if momentum != 0:
             for state, buf in zip(states, new_bufs):
-                state["momentum_buffer"] = torch.view_as_complex(buf) if real_views else buf
+                state["momentum_buffer"] = (torch.view_as_complex(buf) if real_views
+                                            else buf)

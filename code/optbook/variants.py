@@ -5,7 +5,7 @@ Each difference is a named optimizer here, so the chapters can measure it rather
 than argue about it; the tests measure each one's distance from torch and never
 claim it is zero.
 
-=========================  ===============================================================
+=========================  =============================================================
 ``AdamNoBiasCorrection``   Adam with the raw moments m_t, v_t (no division by 1-β^t).
 ``AdamKingmaBa``           Kingma & Ba's "efficient" form: step size
                            α_t = α √(1-β2^t)/(1-β1^t) and ε̂ added to the raw √v_t.
@@ -13,7 +13,7 @@ claim it is zero.
 ``RMSpropEpsInside``       RMSProp with ε inside the square root, √(v_t + ε) (d2l).
 ``AMSGradReddi``           Reddi et al.'s AMSGrad: max of raw v_t, no bias correction.
 ``AMSGradMaxVhat``         optax's ``scale_by_amsgrad``: max of the bias-corrected v̂_t.
-=========================  ===============================================================
+=========================  =============================================================
 
 Reddi et al.'s algorithm also decays α_t = α/√t and β1t; here the step size is the
 constant ``lr`` (any torch lr_scheduler can add the decay), so that the only
@@ -67,10 +67,10 @@ def adam_no_bias_correction_update(
     lr: Scalar, beta1: float, beta2: float, eps: float,
 ) -> None:
     """Adam without bias correction: θ_t = θ_{t-1} - η m_t / (√v_t + ε)."""
-    ewma_update_(exp_avg, grad, beta1)                  # (eq-adam-m)  m_t, biased towards 0
-    ewma_sq_update_(exp_avg_sq, grad, beta2)            # (eq-adam-v)  v_t, biased towards 0
-    denom = exp_avg_sq.sqrt().add_(eps)                 # √v_t + ε     (no 1/(1-β2^t))
-    param.addcdiv_(exp_avg, denom, value=-lr)           # no 1/(1-β1^t) either
+    ewma_update_(exp_avg, grad, beta1)         # (eq-adam-m)  m_t, biased towards 0
+    ewma_sq_update_(exp_avg_sq, grad, beta2)   # (eq-adam-v)  v_t, biased towards 0
+    denom = exp_avg_sq.sqrt().add_(eps)        # √v_t + ε     (no 1/(1-β2^t))
+    param.addcdiv_(exp_avg, denom, value=-lr)  # no 1/(1-β1^t) either
 # [adam-no-bias-end]
 
 
@@ -82,9 +82,10 @@ def adam_kingma_ba_update(
     """Kingma & Ba's efficient form (Algorithm 1, last paragraph of their Sec. 2)."""
     ewma_update_(exp_avg, grad, beta1)                  # (eq-adam-m)
     ewma_sq_update_(exp_avg_sq, grad, beta2)            # (eq-adam-v)
-    alpha_t = lr * (1 - beta2**step) ** 0.5 / (1 - beta1**step)  # (eq-adam-efficient) α_t
+    alpha_t = lr * (1 - beta2**step)**0.5 / (1 - beta1**step)  # (eq-adam-efficient) α_t
     denom = exp_avg_sq.sqrt().add_(eps_hat)             # √v_t + ε̂ on the *raw* v_t
-    param.addcdiv_(exp_avg, denom, value=-alpha_t)      # θ_t = θ_{t-1} - α_t m_t / (√v_t + ε̂)
+    # θ_t = θ_{t-1} - α_t m_t / (√v_t + ε̂)
+    param.addcdiv_(exp_avg, denom, value=-alpha_t)
 # [adam-kingma-ba-end]
 
 
@@ -93,14 +94,15 @@ def adagrad_eps_inside_update(
     param: Tensor, grad: Tensor, state_sum: Tensor, *, lr: Scalar, eps: float,
 ) -> None:
     """AdaGrad as d2l writes it: θ_t = θ_{t-1} - η g_t / √(s_t + ε)."""
-    state_sum.addcmul_(grad, grad, value=1)             # (eq-adagrad-s) s_t = s_{t-1} + g_t²
+    state_sum.addcmul_(grad, grad, value=1)  # (eq-adagrad-s) s_t = s_{t-1} + g_t²
     param.addcdiv_(grad, state_sum.add(eps).sqrt(), value=-lr)  # ε inside the root
 # [adagrad-eps-inside-end]
 
 
 # [rmsprop-eps-inside-start]
 def rmsprop_eps_inside_update(
-    param: Tensor, grad: Tensor, square_avg: Tensor, *, lr: Scalar, alpha: float, eps: float,
+    param: Tensor, grad: Tensor, square_avg: Tensor, *, lr: Scalar, alpha: float,
+    eps: float,
 ) -> None:
     """RMSProp as d2l writes it: θ_t = θ_{t-1} - η g_t / √(v_t + ε)."""
     ewma_sq_update_(square_avg, grad, alpha)            # (eq-rmsprop-v)
@@ -110,26 +112,29 @@ def rmsprop_eps_inside_update(
 
 # [amsgrad-reddi-start]
 def amsgrad_reddi_update(
-    param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, max_exp_avg_sq: Tensor, *,
-    lr: Scalar, beta1: float, beta2: float, eps: float,
+    param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor, *, lr: Scalar, beta1: float, beta2: float, eps: float,
 ) -> None:
     """Reddi et al.'s AMSGrad with a constant step: no bias correction anywhere."""
     ewma_update_(exp_avg, grad, beta1)                  # (eq-adam-m)
     ewma_sq_update_(exp_avg_sq, grad, beta2)            # (eq-adam-v)
-    torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)  # (eq-amsgrad-max) of the raw v_t
+    # of the raw v_t
+    torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)  # (eq-amsgrad-max)
     param.addcdiv_(exp_avg, max_exp_avg_sq.sqrt().add_(eps), value=-lr)
 # [amsgrad-reddi-end]
 
 
 # [amsgrad-max-vhat-start]
 def amsgrad_max_vhat_update(
-    param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, max_exp_avg_sq: Tensor,
-    step: float, *, lr: Scalar, beta1: float, beta2: float, eps: float,
+    param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor, step: float, *, lr: Scalar, beta1: float, beta2: float,
+    eps: float,
 ) -> None:
     """AMSGrad as optax writes it: the running max is taken of v̂_t = v_t/(1-β2^t)."""
     ewma_update_(exp_avg, grad, beta1)                  # (eq-adam-m)
     ewma_sq_update_(exp_avg_sq, grad, beta2)            # (eq-adam-v)
-    torch.maximum(max_exp_avg_sq, exp_avg_sq / (1 - beta2**step), out=max_exp_avg_sq)  # max of v̂_t
+    torch.maximum(max_exp_avg_sq, exp_avg_sq / (1 - beta2**step),  # max of v̂_t
+                  out=max_exp_avg_sq)
     denom = max_exp_avg_sq.sqrt().add_(eps)
     param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))  # m̂_t = m_t/(1-β1^t)
 # [amsgrad-max-vhat-end]
@@ -157,7 +162,8 @@ class _AdamLike(TwinOptimizer):
         check_lr(lr)
         check_nonnegative("eps", eps)
         check_betas(betas)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      maximize=maximize))
 
     def _init_state(self, param: Tensor, state: dict, group: dict) -> None:
         state["step"] = new_step_counter()
@@ -167,12 +173,14 @@ class _AdamLike(TwinOptimizer):
             state["max_exp_avg_sq"] = zeros_like(param)
 
     def _buffers(self, param: Tensor, grad: Tensor, state: dict) -> list:
-        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self._max_buffer else [])
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self._max_buffer
+                                             else [])
         return [as_real(param), as_real(grad)] + [as_real(state[n]) for n in names]
 
     def _hyper(self, group: dict) -> dict:
         beta1, beta2 = group["betas"]
-        return dict(lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"])
+        return dict(lr=to_scalar(group["lr"]), beta1=beta1, beta2=beta2,
+                    eps=group["eps"])
 
 
 class AdamNoBiasCorrection(_AdamLike):
@@ -180,7 +188,8 @@ class AdamNoBiasCorrection(_AdamLike):
 
     def _update(self, param, grad, state, group):
         state["step"] += 1
-        adam_no_bias_correction_update(*self._buffers(param, grad, state), **self._hyper(group))
+        adam_no_bias_correction_update(*self._buffers(param, grad, state),
+                                       **self._hyper(group))
 
 
 class AdamKingmaBa(_AdamLike):
@@ -256,7 +265,8 @@ class RMSpropEpsInside(TwinOptimizer):
 
     def _update(self, param, grad, state, group):
         state["step"] += 1
-        rmsprop_eps_inside_update(as_real(param), as_real(grad), as_real(state["square_avg"]),
+        rmsprop_eps_inside_update(as_real(param), as_real(grad),
+                                  as_real(state["square_avg"]),
                                   lr=to_scalar(group["lr"]), alpha=group["alpha"],
                                   eps=group["eps"])
 

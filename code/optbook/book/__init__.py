@@ -4,7 +4,8 @@ Kept apart from the optimizer library (``optbook.SGD``, ``optbook.Adam``, ...), 
 is what users import into their own training code: ``import optbook`` does not import
 this subpackage, nor its extra dependencies (scikit-learn for the digits data).
 
-* :mod:`~optbook.book.device` - pick ``cuda``, then ``mps``, then the CPU; the scale knob;
+* :mod:`~optbook.book.device` - pick ``cuda``, then ``mps``, then the CPU; the scale
+  knob;
 * :mod:`~optbook.book.data` - offline data sets (scikit-learn's digits);
 * :mod:`~optbook.book.training` - small models and the training loop;
 * :mod:`~optbook.book.lm` - a character-level transformer LM on generated offline text

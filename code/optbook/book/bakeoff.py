@@ -24,8 +24,8 @@ The methodology (chapter "Bake-off"), as code:
 * **Time** is steps x the method's wall-clock per step on this machine, timed apart
   (:func:`time_steps`: one thread, the median of repeated blocks, no evaluation).
 
-``python -m optbook.book.bakeoff --out code/optbook/book/records`` runs the whole study and
-writes ``bakeoff.csv`` (one row per workload x method x trial x seed),
+``python -m optbook.book.bakeoff --out code/optbook/book/records`` runs the whole study
+and writes ``bakeoff.csv`` (one row per workload x method x trial x seed),
 ``bakeoff_curves.csv`` (the validation metric at every evaluation of every run),
 ``bakeoff_timing.csv`` and ``bakeoff_meta.json`` (machine, date, commit, command,
 targets, counts, seconds).  Runs are appended to ``bakeoff_runs.jsonl`` as they

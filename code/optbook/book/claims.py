@@ -83,7 +83,8 @@ def claim(claim_id: str, statement: str, holds: Union[bool, Callable[..., bool]]
           **values: Any) -> bool:
     """Check one claim of the text; glue its values; record it; raise if it is false."""
     if not claim_id or any(c.isspace() for c in claim_id):
-        raise ValueError(f"Invalid claim id: {claim_id!r} (a non-empty name without spaces)")
+        raise ValueError(f"Invalid claim id: {claim_id!r} "
+                         "(a non-empty name without spaces)")
     plain = {name: _plain(value) for name, value in values.items()}
     result = holds(**values) if callable(holds) else holds
     result = bool(result.item() if hasattr(result, "item") else result)
@@ -91,7 +92,8 @@ def claim(claim_id: str, statement: str, holds: Union[bool, Callable[..., bool]]
               "result": "holds" if result else "FAILS", "scale": scale()}
     _RECORDED.append(record)
     for name, value in values.items():
-        _glue(name, value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0
+        _glue(name, value.item()
+              if hasattr(value, "item") and getattr(value, "ndim", 0) == 0
               else value)
     _glue(RECORD_PREFIX + claim_id, json.dumps(record))
     if not result:

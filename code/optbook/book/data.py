@@ -34,7 +34,8 @@ class Split:
     y_test: torch.Tensor
 
     def to(self, device) -> "Split":
-        return Split(*(t.to(device) for t in (self.X_train, self.y_train, self.X_test, self.y_test)))
+        return Split(*(t.to(device) for t in (self.X_train, self.y_train,
+                                              self.X_test, self.y_test)))
 
     @property
     def n_features(self) -> int:

@@ -23,7 +23,8 @@ __all__ = [
 COLUMN_PX = 672
 #: The smallest text a figure may show on that column, in CSS px (tick labels and
 #: legends included): about the size of the page's footnotes. use_book_style() checks
-#: every figure a chapter renders and warns, which fails the build (stderr_output: error).
+#: every figure a chapter renders and warns, which fails the build
+#: (stderr_output: error).
 MIN_TEXT_PX = 10.0
 
 #: One colour per method, book-wide: a method keeps its colour in every chapter, and no
@@ -127,7 +128,8 @@ def show_trace_2d(
     colors: Optional[Dict[str, str]] = None,
     levels: int = 12,
 ) -> plt.Axes:
-    """Contours of ``f`` with one or more optimizer paths (d2l's ``show_trace_2d`` look).
+    """Contours of ``f`` with one or more optimizer paths (d2l's ``show_trace_2d``
+    look).
 
     ``traces`` maps a label to an array of shape (steps+1, 2).
     """
@@ -140,7 +142,8 @@ def show_trace_2d(
     ax.contour(x1, x2, z, levels=levels, colors="#b3b3b3", linewidths=0.6)
     for label, path in traces.items():
         color = (colors or {}).get(label, COLORS["other"])
-        ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1, label=label)
+        ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1,
+                label=label)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_xlabel("$x_1$")

@@ -60,7 +60,8 @@ def stacked_init(make_model: Callable[[], nn.Module], seeds: Sequence[int]):
     for seed in seeds:
         torch.manual_seed(seed)
         models.append(make_model())
-    params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+    params = {name: torch.stack([dict(m.named_parameters())[name].detach()
+                                 for m in models])
               for name, _ in models[0].named_parameters()}
     return models[0], params
 
@@ -125,7 +126,8 @@ def sweep(
             logits = stacked(leaves, x)                            # (S, B, classes)
             per_example = nn.functional.cross_entropy(
                 logits.flatten(0, 1), y.flatten(), reduction="none")
-            per_run = per_example.view(y.shape).mean(dim=1)        # (S,): each run's loss
+            # (S,): each run's loss
+            per_run = per_example.view(y.shape).mean(dim=1)
             # the runs are independent, so d(sum of losses)/dθ_s = d(loss_s)/dθ_s
             grads = torch.autograd.grad(per_run.sum(), list(leaves.values()))
         return dict(zip(leaves, grads)), per_run.detach()
@@ -142,7 +144,8 @@ def sweep(
     step = 0
     start = time.perf_counter()
     for epoch in range(epochs):
-        orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+        orders = torch.stack([torch.randperm(n, generator=g)
+                              for g in generators]).to(device)
         for i in range(0, n, batch_size):
             idx = orders[:, i : i + batch_size]
             x, y = data.X_train[idx], data.y_train[idx]
@@ -156,8 +159,8 @@ def sweep(
             pred = predict(params, data.X_test)
             accuracy[:, epoch] = (pred == data.y_test).float().mean(dim=1)
     seconds = time.perf_counter() - start
-    return SweepResult(losses.cpu(), accuracy.cpu(), {k: v.cpu() for k, v in params.items()},
-                       seconds)
+    return SweepResult(losses.cpu(), accuracy.cpu(),
+                       {k: v.cpu() for k, v in params.items()}, seconds)
 
 
 def _stacked_forward(model: nn.Module) -> Callable[[Dict[str, Tensor], Tensor], Tensor]:
@@ -168,7 +171,8 @@ def _stacked_forward(model: nn.Module) -> Callable[[Dict[str, Tensor], Tensor], 
     ``functional_call``, which is general but slower."""
     layers = list(model) if isinstance(model, nn.Sequential) else None
     simple = layers is not None and all(
-        isinstance(m, nn.Linear) or not any(True for _ in m.parameters()) for m in layers)
+        isinstance(m, nn.Linear) or not any(True for _ in m.parameters())
+        for m in layers)
     if not simple:
         batched = vmap(lambda p, x: functional_call(model, p, (x,)), in_dims=(0, 0))
         return batched
@@ -196,11 +200,13 @@ def _update(algorithm, p, g, state, t, *, lr, mu, nesterov, wd, b1, b2, eps) -> 
             state["momentum_buffer"] = g.clone()                   # m_1 = g_1
         else:
             buf = state["momentum_buffer"]
-            buf.mul_(_broadcast(mu, p)).add_(g)                    # m_t = μ m_{t-1} + g_t
+            # m_t = μ m_{t-1} + g_t
+            buf.mul_(_broadcast(mu, p)).add_(g)
         buf = state["momentum_buffer"]
         direction = g + _broadcast(mu, p) * buf if nesterov else buf
         # a run with μ = 0 is plain SGD: m_t = g_t exactly (0 * m + g = g)
-        p.sub_(_broadcast(lr, p) * direction)                      # θ_t = θ_{t-1} - η d_t
+        # θ_t = θ_{t-1} - η d_t
+        p.sub_(_broadcast(lr, p) * direction)
         return
     if not state:
         state["exp_avg"] = torch.zeros_like(p)
@@ -216,14 +222,16 @@ def _update(algorithm, p, g, state, t, *, lr, mu, nesterov, wd, b1, b2, eps) -> 
 
 
 def main(argv: List[str] | None = None) -> dict:
-    """``--bench``: 64 runs batched vs one run of ``train`` (digits MLP, same epochs)."""
+    """``--bench``: 64 runs batched vs one run of ``train`` (digits MLP, same
+    epochs)."""
     import optbook
 
     from .data import load_digits
     from .training import mlp, train
 
     parser = argparse.ArgumentParser(prog="python -m optbook.book.sweeps")
-    parser.add_argument("--bench", action="store_true", help="time 64 batched runs vs one")
+    parser.add_argument("--bench", action="store_true",
+                        help="time 64 batched runs vs one")
     parser.add_argument("--runs", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)

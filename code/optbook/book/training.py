@@ -69,7 +69,8 @@ def train(
     compile: bool = False,
     bf16: bool = False,
 ) -> TrainResult:
-    """Train ``make_model()`` with ``make_optimizer(params)`` by mini-batch cross-entropy.
+    """Train ``make_model()`` with ``make_optimizer(params)`` by mini-batch
+    cross-entropy.
 
     The model is built right after ``torch.manual_seed(seed)``, and the batch order
     comes from a generator with the same seed, so the run is a function of the

@@ -50,10 +50,12 @@ def run_2d(make_optimizer: Callable, f: Callable, x0, steps: int,
     return torch.stack(path).numpy()
 
 
-def run_1d(make_optimizer: Callable, grad_fn: Callable[[int, torch.Tensor], torch.Tensor],
+def run_1d(make_optimizer: Callable,
+           grad_fn: Callable[[int, torch.Tensor], torch.Tensor],
            x0: float, steps: int, project: Callable | None = None,
            dtype: torch.dtype = torch.float64) -> np.ndarray:
-    """Online optimisation of a scalar with gradient ``grad_fn(t, x)`` at step t = 1, 2, ...
+    """Online optimisation of a scalar with gradient ``grad_fn(t, x)`` at step
+    t = 1, 2, ...
 
     ``project`` (e.g. clipping to a feasible interval) is applied after each step,
     as in online convex optimisation.
