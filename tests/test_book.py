@@ -343,3 +343,20 @@ def test_no_doubled_parentheses_around_equation_numbers(built, chapter):
     text = " ".join(page(built, chapter).select_one("main").get_text(" ").split())
     doubled = re.findall(r".{0,30}\(\s*\(\d+\.\d+\).{0,20}", text)
     assert not doubled, doubled[:3]
+
+
+#: The widest code line a page may show: 88 columns fit the page's code blocks at
+#: desktop width without a scrollbar (the package and the chapters are formatted to it).
+CODE_COLUMNS = 88
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS + ["chapters/preface"])
+def test_no_code_line_on_a_page_is_wider_than_the_column(built, chapter):
+    """Every line of code a page shows (cells, hidden inputs included, and the optbook
+    source it includes) fits in CODE_COLUMNS; outputs are not code and may scroll."""
+    soup = page(built, chapter).select_one("main")
+    for output in soup.select("div.cell_output"):
+        output.decompose()
+    wide = [(len(line), line.strip()[:60]) for pre in soup.select("div.highlight pre")
+            for line in pre.get_text().split("\n") if len(line) > CODE_COLUMNS]
+    assert not wide, f"{len(wide)} code lines over {CODE_COLUMNS} columns: {wide[:3]}"

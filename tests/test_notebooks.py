@@ -100,6 +100,7 @@ def test_exported_notebook_keeps_what_the_page_shows(docname):
     assert [c.source for c in nb.cells[1:] if c.cell_type == "code"] == [
         c.source for c in kept if c.cell_type == "code"]
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert not re.search(r"\(eq-[\w.-]+\)", markdown), "an equation label, not its number"
     assert not re.search(r"\]\([\w-]+\.md[)#]", markdown), "a link to a .md file is left"
     for target in re.findall(r"\]\(([\w-]+)\.ipynb[)#]", markdown):
         assert (HTML / "notebooks" / f"{target}.ipynb").exists(), target

@@ -48,6 +48,7 @@ PLAIN_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})")
 ROLE = re.compile(r"\{(?P<name>[\w:.-]+)\}`(?P<content>[^`]*)`")
 LABELLED_MATH = re.compile(r"\$\$(?P<body>.+?)\$\$\s*\((?P<label>[\w:.-]+)\)", re.S)
 TARGET = re.compile(r"^\([\w:.-]+\)=\s*$", re.M)
+EQ_LABEL = re.compile(r"\((eq-[\w.-]+)\)")  # an equation label in included source
 
 PROOF_TITLES = {
     "proposition": "Proposition", "theorem": "Theorem", "lemma": "Lemma", "corollary": "Corollary",
@@ -324,6 +325,9 @@ def _include(arg: str, options: dict, ctx: Context) -> str:
         import textwrap
 
         text = textwrap.dedent(text)
+    # the page shows the labels, `(eq-adam-m)`; a notebook or slide shows the numbers
+    text = EQ_LABEL.sub(lambda m: f"({ctx.equations[m[1].lower()][0]})"
+                        if m[1].lower() in ctx.equations else m[0], text)
     language = options.get("language", "python")
     return f"```{language}\n{text.rstrip()}\n```"
 
@@ -370,6 +374,9 @@ def convert_markdown(text: str, ctx: Context) -> str:
     """Rewrite one Markdown cell's MyST syntax as plain Markdown (directives recursively)."""
     text = TARGET.sub("", text)
     text = LABELLED_MATH.sub(lambda m: _tag(m, ctx), text)
+    # "the line marked `(eq-l2)`": the included code shows numbers here, so does the text
+    text = re.sub(r"`\((eq-[\w.-]+)\)`", lambda m: f"`({ctx.equations[m[1].lower()][0]})`"
+                  if m[1].lower() in ctx.equations else m[0], text)
     lines, out, i = text.split("\n"), [], 0
     while i < len(lines):
         m = FENCE.match(lines[i])
