@@ -32,22 +32,31 @@ def page_count(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
 
 
-def print_decks(build: Path, names: list[str] | None = None) -> dict[str, tuple[int, int]]:
-    from playwright.sync_api import sync_playwright
+def print_decks(build: Path, names: list[str] | None = None,
+                browser=None) -> dict[str, tuple[int, int]]:
+    """Print the decks (all, or those named) with ``browser`` (a Playwright Chromium),
+    or with a headless Chromium of its own; returns name -> (pages laid out, printed)."""
+    if browser is None:
+        from playwright.sync_api import sync_playwright
 
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            raise SystemExit("no Chromium: `apt-get install chromium` (.ci/run does)")
+        with sync_playwright() as p:
+            own = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
+            try:
+                return print_decks(build, names, own)
+            finally:
+                own.close()
     slides = build / "html" / "slides"
     out = slides / "pdf"
     out.mkdir(parents=True, exist_ok=True)
     decks = sorted(slides.glob("*.slides.html"))
     if names:
         decks = [d for d in decks if d.name.split(".")[0] in names]
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise SystemExit("no Chromium: `apt-get install chromium` (.ci/run does)")
     result = {}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
-        page = browser.new_page()
+    page = browser.new_page()
+    try:
         for deck in decks:
             name = deck.name.split(".")[0]
             page.goto(deck.resolve().as_uri() + "?print-pdf&pdfSeparateFragments=false")
@@ -71,7 +80,8 @@ def print_decks(build: Path, names: list[str] | None = None) -> dict[str, tuple[
             page.pdf(path=str(target), print_background=True, prefer_css_page_size=True)
             result[name] = (laid_out, page_count(target.read_bytes()))
             print(f"{name}: {laid_out} pages laid out, {result[name][1]} printed -> {target}")
-        browser.close()
+    finally:
+        page.close()
     return result
 
 
