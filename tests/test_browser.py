@@ -240,6 +240,19 @@ def test_slide_handouts_have_one_page_per_slide_page(browser):
             assert "??" not in "".join(pages)
 
 
+@pytest.mark.parametrize("docname", PAGES)
+def test_every_slide_has_a_title(docname):
+    """A slide that starts with a figure is titled with its section's heading."""
+    deck = BeautifulSoup((HTML / "slides" / f"{Path(docname).name}.slides.html").read_text(),
+                         "html.parser")
+    slides = []
+    for section in deck.select("div.reveal > div.slides > section"):
+        slides += section.find_all("section", recursive=False) or [section]
+    assert len(slides) == expected_slides(Path(docname).name)
+    untitled = [i for i, s in enumerate(slides, 1) if not s.find(["h1", "h2", "h3"])]
+    assert not untitled, f"slides without a title: {untitled}"
+
+
 def test_offline_assets_are_local():
     """The site's MathJax and the decks' reveal.js/MathJax are files of the build."""
     page = (HTML / "chapters" / "preface.html").read_text()

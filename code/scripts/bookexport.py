@@ -556,13 +556,31 @@ def _copy_vendor(node_modules: Path, vendor: Path) -> None:
             shutil.copy2(s, d)
 
 
+def _heading(cell) -> str | None:
+    if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+        return cell.source.lstrip().split("\n")[0].lstrip("#").strip()
+    return None
+
+
 def slide_notebook(plain) -> "nbformat.NotebookNode":
-    """Only the cells marked for slides; code cells show their outputs."""
+    """Only the cells marked for slides; code cells show their outputs. A slide that
+    starts with a figure (a code cell) gets the title of the section it stands in."""
     deck = nbformat.from_dict(dict(plain))
+    cells, section = [], None
     for cell in deck.cells:
         slideshow = cell.metadata.get("slideshow", {})
-        if not slideshow.get("slide_type"):
+        kind = slideshow.get("slide_type")
+        if _heading(cell):
+            section = _heading(cell)
+        if kind in ("slide", "subslide") and not _heading(cell) and section:
+            title = nbformat.v4.new_markdown_cell(f"## {section}")
+            title.metadata["slideshow"] = {"slide_type": kind}
+            cells.append(title)
+            cell.metadata["slideshow"] = {**slideshow, "slide_type": "-"}
+        elif not kind:
             cell.metadata["slideshow"] = {"slide_type": "skip"}
+        cells.append(cell)
+    deck.cells = cells
     return deck
 
 
