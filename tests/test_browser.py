@@ -253,6 +253,29 @@ def test_every_slide_has_a_title(docname):
     assert not untitled, f"slides without a title: {untitled}"
 
 
+
+def deck_slides(name: str) -> list:
+    deck = BeautifulSoup((HTML / "slides" / f"{name}.slides.html").read_text(), "html.parser")
+    slides = []
+    for section in deck.select("div.reveal > div.slides > section"):
+        slides += section.find_all("section", recursive=False) or [section]
+    return slides
+
+
+#: Decks whose every slide has speaker notes (issue 12 asks for all of them; the others
+#: join this list as their notes are written).
+NOTED_DECKS = ["momentum", "adam"]
+
+
+@pytest.mark.parametrize("name", NOTED_DECKS)
+def test_every_slide_has_speaker_notes(name):
+    """reveal.js shows a slide's <aside class="notes"> in the speaker view (key s)."""
+    slides = deck_slides(name)
+    assert len(slides) == expected_slides(name)
+    bare = [i for i, s in enumerate(slides, 1)
+            if not any(a.get_text(strip=True) for a in s.find_all("aside", class_="notes"))]
+    assert not bare, f"{name}: slides without speaker notes: {bare}"
+
 def test_offline_assets_are_local():
     """The site's MathJax and the decks' reveal.js/MathJax are files of the build."""
     page = (HTML / "chapters" / "preface.html").read_text()
