@@ -240,26 +240,23 @@ def test_slide_handouts_have_one_page_per_slide_page(browser):
             assert "??" not in "".join(pages)
 
 
+def deck_slides(name: str) -> list:
+    """The slides of a deck, in order: vertical stacks count each of their slides."""
+    html = (HTML / "slides" / f"{name}.slides.html").read_text()
+    top = BeautifulSoup(html, "html.parser").select("div.reveal > div.slides > section")
+    slides = []
+    for section in top:
+        slides += section.find_all("section", recursive=False) or [section]
+    return slides
+
+
 @pytest.mark.parametrize("docname", PAGES)
 def test_every_slide_has_a_title(docname):
     """A slide that starts with a figure is titled with its section's heading."""
-    deck = BeautifulSoup((HTML / "slides" / f"{Path(docname).name}.slides.html").read_text(),
-                         "html.parser")
-    slides = []
-    for section in deck.select("div.reveal > div.slides > section"):
-        slides += section.find_all("section", recursive=False) or [section]
+    slides = deck_slides(Path(docname).name)
     assert len(slides) == expected_slides(Path(docname).name)
     untitled = [i for i, s in enumerate(slides, 1) if not s.find(["h1", "h2", "h3"])]
     assert not untitled, f"slides without a title: {untitled}"
-
-
-
-def deck_slides(name: str) -> list:
-    deck = BeautifulSoup((HTML / "slides" / f"{name}.slides.html").read_text(), "html.parser")
-    slides = []
-    for section in deck.select("div.reveal > div.slides > section"):
-        slides += section.find_all("section", recursive=False) or [section]
-    return slides
 
 
 #: Decks whose every slide has speaker notes (issue 12 asks for all of them; the others
@@ -275,6 +272,7 @@ def test_every_slide_has_speaker_notes(name):
     bare = [i for i, s in enumerate(slides, 1)
             if not any(a.get_text(strip=True) for a in s.find_all("aside", class_="notes"))]
     assert not bare, f"{name}: slides without speaker notes: {bare}"
+
 
 def test_offline_assets_are_local():
     """The site's MathJax and the decks' reveal.js/MathJax are files of the build."""
