@@ -751,3 +751,20 @@ def test_an_unknown_schedule_or_decay_is_refused():
         B.Method("x", "x", "x", sgd.space, sgd.defaults, sgd.build, decay="l2")
     with pytest.raises(ValueError, match="Invalid schedule: 'cosine'"):
         B.lr_factor("cosine", 0, 10)
+
+
+def test_seed_spread_is_the_closest_other_seed_at_the_defaults():
+    rows = []
+    for seed, scale in [(0, 1.0), (1, 1.5), (2, 1.1)]:
+        for step, value in [(10, 2.0), (20, 1.0)]:
+            rows.append(dict(workload="w", method="m", tuning="default", trial=0,
+                             seed=seed, step=step, metric=value * scale))
+    # a tuned run of the same method does not count as another seed
+    rows += [dict(workload="w", method="m", tuning="tuned", trial=0, seed=3, step=s,
+                  metric=1.0) for s in (10, 20)]
+    study = {"curves": pd.DataFrame(rows)}
+    table = pd.DataFrame([dict(workload="w", method="m", seed=0),
+                          dict(workload="w", method="m", seed=1)])
+    got = B.seed_spread(study, table)
+    assert got[0] == pytest.approx(0.1)            # seed 2 is 10% away from seed 0
+    assert got[1] == pytest.approx(0.4 / 1.5)      # seed 2 is closest to seed 1

@@ -960,6 +960,34 @@ def reproduce(study: dict[str, object], rows, device="cpu") -> list[float]:
     return out
 
 
+def seed_spread(study: dict[str, object], rows) -> list[float]:
+    """Per row, how far apart two recorded runs that differ only in their seed are:
+    the smallest, over the other seeds, of the largest relative difference between
+    the row's workload and method at the default hyperparameters with the row's seed
+    and with that other seed.  A yardstick for :func:`reproduce` on a CPU that does
+    not round exactly as the recording machine did."""
+    curves = study["curves"]
+    out = []
+    for _, row in rows.iterrows():
+        runs = curves[
+            (curves["workload"] == row["workload"])
+            & (curves["method"] == row["method"])
+            & (curves["tuning"] == "default")
+        ]
+        by_seed = {
+            s: g.sort_values("step")["metric"].to_numpy(dtype=float)
+            for s, g in runs.groupby("seed")
+        }
+        mine = by_seed[row["seed"]]
+        gaps = [
+            float(np.max(np.abs(other - mine) / np.maximum(np.abs(mine), 1e-12)))
+            for s, other in by_seed.items()
+            if s != row["seed"] and len(other) == len(mine)
+        ]
+        out.append(min(gaps) if gaps else math.nan)
+    return out
+
+
 def state_bytes_per_param(workload: str, method: str) -> float:
     """Bytes of optimizer state per model parameter after one step (every tensor
     in every optimizer's ``state``, the step counters included), at the defaults."""
@@ -1070,6 +1098,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "device": a.device,
         "threads_per_run": 1,
+        # rounding, hence bitwise reproduction, depends on the vector instructions used
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "processes": a.processes,
         "scale": a.scale,
         "studies": a.studies,
