@@ -8,6 +8,7 @@ that raises fails the build; and a re-execution reproduces every glued number.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -360,3 +361,50 @@ def test_no_code_line_on_a_page_is_wider_than_the_column(built, chapter):
     wide = [(len(line), line.strip()[:60]) for pre in soup.select("div.highlight pre")
             for line in pre.get_text().split("\n") if len(line) > CODE_COLUMNS]
     assert not wide, f"{len(wide)} code lines over {CODE_COLUMNS} columns: {wide[:3]}"
+
+
+# --- reading is separated from verification -------------------------------------------
+
+#: What a page shows of its code cells, against its prose. A chapter teaches with its
+#: code (the algorithm, the experiment's setup, the plot a reader would change), so it
+#: may show as many lines of code as of prose but not more; over the book, at most two
+#: lines of code for three of prose. Checking code (asserts, claims, glue) is collapsed
+#: behind "Show code cell source": at most 1 shown line in 20 may be one, the glue
+#: calls left inside loops that compute what they glue.
+VISIBLE_CODE_SHARE = 0.50
+BOOK_VISIBLE_CODE_SHARE = 0.40
+VISIBLE_CHECK_SHARE = 0.05
+COLLAPSED = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+CHECK_LINE = re.compile(r"^\s*(assert\b|(_ = )?claim\(|glue\w*\(|put\()")
+
+
+def code_on_the_page(chapter: str) -> dict[str, float]:
+    """Non-blank lines of code in shown (not collapsed) code cells, how many of them
+    check, and the prose, in 80-character lines, of the Markdown cells that render."""
+    import jupytext
+
+    shown = checks = prose = 0
+    for cell in jupytext.read(ROOT / f"{chapter}.md").cells:
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type == "markdown":
+            prose += 0 if "remove-cell" in tags else len(cell.source) / 80
+        elif not tags & COLLAPSED:
+            lines = [line for line in cell.source.splitlines() if line.strip()]
+            shown += len(lines)
+            checks += sum(bool(CHECK_LINE.match(line)) for line in lines)
+    return {"shown": shown, "checks": checks, "prose": prose}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_page_shows_no_more_code_than_prose_and_hides_its_checks(chapter):
+    m = code_on_the_page(chapter)
+    share = m["shown"] / (m["shown"] + m["prose"])
+    assert share <= VISIBLE_CODE_SHARE, f"{chapter}: shown code share {share:.2f}"
+    assert m["checks"] <= VISIBLE_CHECK_SHARE * m["shown"], (
+        f"{chapter}: {m['checks']} of {m['shown']} shown code lines check")
+
+
+def test_the_book_shows_at_most_two_lines_of_code_for_three_of_prose():
+    totals = [code_on_the_page(chapter) for chapter in CHAPTERS]
+    shown, prose = sum(m["shown"] for m in totals), sum(m["prose"] for m in totals)
+    assert shown / (shown + prose) <= BOOK_VISIBLE_CODE_SHARE, shown / (shown + prose)
