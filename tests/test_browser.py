@@ -500,3 +500,51 @@ def test_proof_index_names_entries_as_the_pages_do():
         assert text not in labels
     broken = [href for _, href in links if not _resolves(href)]
     assert not broken, f"proof index entries that do not resolve: {broken[:5]}"
+
+
+#: Type a lecture room can read, in pixels of the 960x700 slide canvas (a projector
+#: scales it up): prose and tables at least 22 px; code at least 15 px, the size at which
+#: the book's 88-column lines fit the slide's width. Nothing runs off the slide: a slide
+#: fits the canvas, and a listing too long for it scrolls inside its own box.
+SLIDE_MIN_TEXT_PX, SLIDE_MIN_CODE_PX = 22, 15
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_slide_text_is_large_enough_and_stays_on_the_slide(browser, server, docname):
+    name = Path(docname).name
+    visit = Visit(browser, f"{server}slides/{name}.slides.html", viewport=(960, 700))
+    page = visit.page
+    try:
+        page.wait_for_function("window.Reveal && Reveal.isReady && Reveal.isReady()",
+                               timeout=30000)
+        page.evaluate("""() => new Promise(r => MathJax.Hub.Queue(r))""")
+        visit.images_loaded()
+        problems = page.evaluate("""([minPx, minCode]) => {
+            const out = [], cfg = Reveal.getConfig();
+            Reveal.getSlides().forEach((slide, i) => {
+                Reveal.slide(...Object.values(Reveal.getIndices(slide)));
+                // text: every element holding its own text, in canvas pixels
+                slide.querySelectorAll('*').forEach(el => {
+                    if (el.closest('aside.notes, .MathJax_CHTML, .mjx-chtml, script, style'))
+                        return;
+                    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+                    if (!own || !el.getClientRects().length) return;
+                    const px = parseFloat(getComputedStyle(el).fontSize);
+                    if (px < (el.closest('pre') ? minCode : minPx)) out.push(`slide ${i + 1}: ${px}px text "${el.textContent.trim().slice(0, 30)}"`);
+                });
+                if (slide.scrollHeight > cfg.height + 1 || slide.scrollWidth > cfg.width + 1)
+                    out.push(`slide ${i + 1}: ${slide.scrollWidth}x${slide.scrollHeight} on a ${cfg.width}x${cfg.height} canvas`);
+                slide.querySelectorAll('.MathJax_Preview *, .mjx-math ~ .mjx-math').forEach(m => {
+                    if (m.getBoundingClientRect().width > 1)
+                        out.push(`slide ${i + 1}: a formula shows twice`);
+                });
+                slide.querySelectorAll('pre').forEach(pre => {
+                    if (pre.scrollWidth > pre.clientWidth + 1)
+                        out.push(`slide ${i + 1}: code wider than its box`);
+                });
+            });
+            return out;
+        }""", [SLIDE_MIN_TEXT_PX, SLIDE_MIN_CODE_PX])
+        assert not problems, f"{name}: {len(problems)} problems: {problems[:6]}"
+    finally:
+        visit.close()
