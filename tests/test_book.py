@@ -94,10 +94,10 @@ def test_preface_has_notation_and_device_policy(built):
     assert "device: " in text  # the executed cell printed the device
 
 
-#: Seconds a chapter may take to execute in the build. The guide's budget is 60 s on an
-#: idle 2-core CPU; `make test` builds while its other test stream runs on the second
-#: core, which slows the build's kernel, so the limit here is 90 s. (On an idle 2-core
-#: AVX2 machine, 2026-12-02: the slowest chapter, beyond_diagonal, took 61 s.)
+#: Seconds a chapter may take to execute in the build. The guide's budget is 60 s on the
+#: 2-core CPU; on this session's AVX2 machine (2026-12-02, a slower kind than the one the
+#: chapters were timed on) the slowest chapter, beyond_diagonal, takes 61-65 s, so the
+#: test allows 90 s until that chapter's language-model race is made cheaper.
 CHAPTER_SECONDS = 90.0
 
 
