@@ -325,7 +325,8 @@ def is_notebook(path: Path) -> bool:
 
 SCALE2_CHAPTERS = [f for f in toc_files() if is_notebook(ROOT / f"{f}.md")]
 #: Seconds one cell may run at scale 2 (a chapter's budget is 40 s at scale 1).
-SCALE2_CELL_TIMEOUT = int(os.environ.get("OPTBOOK_SCALE2_CELL_TIMEOUT", "600"))
+# beyond_diagonal's LM race takes 358 s alone at scale 2 and passed 600 s in the suite
+SCALE2_CELL_TIMEOUT = int(os.environ.get("OPTBOOK_SCALE2_CELL_TIMEOUT", "1500"))
 
 
 @pytest.mark.slow
