@@ -6,8 +6,15 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# Idle OpenMP threads sleep instead of spinning.  `make test` runs two workers on two
+# cores, and each worker and each notebook kernel it starts runs torch with one thread
+# per core; spinning threads of one process then starve the other's: two
+# beyond_diagonal runs side by side took 51 s with sleeping threads, over 600 s with
+# spinning ones.  Set before torch loads OpenMP; it changes no number (same thread count).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 from hypothesis import HealthCheck, settings
 
 # Hypothesis profiles: "dev" for the inner loop, "ci" (the default under `make test`)
