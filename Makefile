@@ -7,7 +7,7 @@ JB := $(VENV)/bin/jupyter-book
 STAMP := $(VENV)/.installed
 BUILD := _build
 
-.PHONY: book site notebooks slides slides-pdf lab test test-fast install gpu-report clean
+.PHONY: book site notebooks slides slides-pdf pdf lab test test-fast install gpu-report clean
 
 install: $(STAMP)
 
@@ -52,6 +52,12 @@ slides: notebooks $(SLIDES_VENDOR)
 # (one page per slide, no blank last page), into _build/html/slides/pdf/.
 slides-pdf: slides
 	$(PY) code/scripts/slides_pdf.py $(BUILD)
+
+# The whole book as one PDF, _build/latex/book.pdf: Sphinx's LaTeX builder and xelatex
+# (Debian's texlive-xetex, texlive-latex-extra, ...: see .ci/run). It reuses the site's
+# execution cache, so after `make site` no chapter is executed again.
+pdf: $(STAMP)
+	$(PY) code/scripts/book_pdf.py $(BUILD)
 
 # JupyterLab on the repository; chapters (MyST .md) open as notebooks through jupytext.
 lab: $(STAMP)
