@@ -37,7 +37,9 @@ def main(build: Path) -> int:
         path_config=str(ROOT / "_config.yml"),
         confoverrides={"external_toc_path": (ROOT / "_toc.yml").as_posix(),
                        "latex_individualpages": False, "hide_solutions": True},
-        builder="latex", warningiserror=True, keep_going=True)
+        # its own doctrees: the site's (_build/.doctrees) stay valid for `make site`
+        doctreedir=latex / ".doctrees", builder="latex", warningiserror=True,
+        keep_going=True)
     if status:
         print(f"book_pdf: the LaTeX build failed ({status})", file=sys.stderr)
         return 1
