@@ -11,7 +11,8 @@ from optbook.book.tables import Table, markdown_escape
 def _table() -> Table:
     frame = pd.DataFrame({"η": [0.1, 0.25], "x_{t−1}": [1.23456, 2.0],
                           "rel": [0.01, 0.5], "note": ["zig-zags, *grows*", "a|b"]})
-    return Table(frame.style.format({"η": "{:.4g}", "rel": "{:.1%}"}).hide(axis="index"))
+    styler = frame.style.format({"η": "{:.4g}", "rel": "{:.1%}"}).hide(axis="index")
+    return Table(styler)
 
 
 def test_cells_are_formatted_as_the_styler_formats_them():

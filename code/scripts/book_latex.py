@@ -11,10 +11,10 @@ HTML site. It changes nothing in the HTML build.
   sphinx-exercise take their numbers from the same setting, which made Exercise 1.1 of
   the site Exercise 1.11.1 in the PDF. The environment assigns those numbers with
   depth 1, as the site does, and the writer then sees depth 2 again.
-* **Long tables wrap.** A Markdown table longer than 30 rows becomes a ``longtable`` with
-  ``l`` columns, which never wrap: the notation table ran off the page. Such a table
-  gets column widths in proportion to its longest cell per column (within bounds), so
-  that Sphinx writes wrapping ``\\X`` columns.
+* **Long tables wrap.** A Markdown table longer than 30 rows becomes a ``longtable``
+  with ``l`` columns, which never wrap: the notation table ran off the page. Such a
+  table gets column widths in proportion to its longest cell per column (within bounds),
+  so that Sphinx writes wrapping ``\\X`` columns.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class WrapLongTables(SphinxPostTransform):
                         widths[k] = max(widths[k], min(len(entry.astext()), 60))
                 for spec, width in zip(specs, widths):
                     spec["colwidth"] = width
-                table["classes"] = [c for c in table["classes"] if c != "colwidths-auto"]
+                table["classes"] = [c for c in table["classes"]
+                                    if c != "colwidths-auto"]
                 table["classes"].append("colwidths-given")
 
 

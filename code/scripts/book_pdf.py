@@ -2,17 +2,18 @@
 
 Sphinx's LaTeX builder writes ``book.tex`` from the same sources and the same execution
 cache as the HTML site (``_build/.jupyter_cache``: a chapter the site build executed is
-not executed again; without a site build, it executes them), then ``latexmk`` runs it through xelatex (``_config.yml``:
-``latex.latex_engine``), which reads the prose's Unicode (η, β, ≤) directly. The LaTeX
+not executed again; without a site build, it executes them), then ``latexmk`` runs it
+through xelatex (``_config.yml``: ``latex.latex_engine``), which reads the prose's
+Unicode (η, β, ≤) directly. The LaTeX
 packages are Debian's ``texlive-xetex``, ``texlive-latex-extra`` and friends, which
 ``.ci/run`` installs.
 
-The build differs from the site's in one setting: ``hide_solutions``. The PDF keeps every
-exercise and leaves the solutions out (they are on the site, behind each exercise), so
-that a printed chapter can be set as homework. As on the site, the cells tagged
-``hide-input`` (the checks: claims, asserts, glue) show their output without their
-code. Warnings fail the build, as they fail the site's. What the LaTeX output needs
-beyond the site is in the local extension ``book_latex.py``.
+The build differs from the site's in one setting: ``hide_solutions``. The PDF keeps
+every exercise and leaves the solutions out (they are on the site, behind each
+exercise), so that a printed chapter can be set as homework. As on the site, the cells
+tagged ``hide-input`` (the checks: claims, asserts, glue) show their output without
+their code. Warnings fail the build, as they fail the site's. What the LaTeX output
+needs beyond the site is in the local extension ``book_latex.py``.
 
 Usage: ``python code/scripts/book_pdf.py [BUILD_DIR]`` (default ``_build``).
 """
@@ -50,7 +51,8 @@ def main(build: Path) -> int:
     if run.returncode or not pdf.exists():
         print(f"book_pdf: xelatex failed; see {latex / 'book.log'}", file=sys.stderr)
         return 1
-    print(f"PDF: {pdf} ({pdf.stat().st_size / 1e6:.1f} MB) in {time.time() - start:.0f} s")
+    size, seconds = pdf.stat().st_size / 1e6, time.time() - start
+    print(f"PDF: {pdf} ({size:.1f} MB) in {seconds:.0f} s")
     return 0
 
 
