@@ -48,7 +48,10 @@ def jobs() -> int:
 
 
 def _execute(nb: dict, cwd: str, timeout, allow_errors: bool):
-    """One notebook in its own kernel, as myst-nb's cache client runs it."""
+    """One notebook in its own kernel, as myst-nb's cache client runs it. Idle OpenMP
+    threads sleep rather than spin (the kernel inherits it; as in tests/conftest.py,
+    it changes no number), in case a chapter uses more than one thread."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
