@@ -12,7 +12,7 @@ import platform
 
 import torch
 
-__all__ = ["get_device", "describe", "scale"]
+__all__ = ["get_device", "describe", "one_cpu_thread", "scale"]
 
 
 def get_device() -> torch.device:
@@ -35,6 +35,18 @@ def describe(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
     return device.type
+
+
+def one_cpu_thread(device: torch.device) -> None:
+    """On the CPU, run torch on one thread (elsewhere, leave it alone).
+
+    The chapters' models are small: a second thread saves them little (beyond_diagonal,
+    the largest, 71 s on two threads, 81 s on one), and ``make book`` executes two
+    chapters at once on a 2-core machine, where a chapter's second thread waits,
+    spinning, for a core the other chapter holds (4-5 times slower; see
+    code/scripts/book_execute.py)."""
+    if device.type == "cpu":
+        torch.set_num_threads(1)
 
 
 def scale(device: torch.device) -> int:
